@@ -1,0 +1,276 @@
+"""Every configuration option of fcos, with its default value.
+
+This file is the single place where options are declared (maskrcnn-benchmark's rule): a yaml file
+or a command-line ``KEY VALUE`` pair can only set keys that exist here, and yacs rejects unknown
+keys. A key used in both training and testing carries a ``_TRAIN`` / ``_TEST`` suffix.
+
+Names and defaults follow the original FCOS repository (see docs/config.md); additions are marked
+"(fcos addition)".
+"""
+
+from __future__ import annotations
+
+from yacs.config import CfgNode as CN
+
+_C = CN()
+
+# Base seed (fcos addition). Weight init, data order and per-iteration augmentation are derived
+# from (SEED, iteration, slot), so a resumed run reproduces the uninterrupted one.
+_C.SEED = 0
+
+# -----------------------------------------------------------------------------
+# MODEL
+# -----------------------------------------------------------------------------
+_C.MODEL = CN()
+# Only "GeneralizedRCNN" is implemented (the name the original FCOS configs use).
+_C.MODEL.META_ARCHITECTURE = "GeneralizedRCNN"
+# Kept for config compatibility with the original repository; FCOS configs set it to True.
+_C.MODEL.RPN_ONLY = False
+# Kept for config compatibility; fcos always builds the FCOS head.
+_C.MODEL.FCOS_ON = True
+# Kept for config compatibility; RetinaNet is not part of fcos.
+_C.MODEL.RETINANET_ON = False
+# "cuda" or "cpu". "cuda" on a machine without a GPU falls back to "cpu" with one log line.
+_C.MODEL.DEVICE = "cuda"
+# Initial weights: a path, an http(s) URL or a catalog:// name (see paths_catalog.ModelCatalog).
+_C.MODEL.WEIGHT = ""
+# Convert BatchNorm layers to SyncBatchNorm when training with several processes.
+_C.MODEL.USE_SYNCBN = False
+
+# -----------------------------------------------------------------------------
+# INPUT
+# -----------------------------------------------------------------------------
+_C.INPUT = CN()
+# Shorter side of training images; one value is drawn per image from this tuple.
+_C.INPUT.MIN_SIZE_TRAIN = (800,)
+# When both are >= 0, the shorter side is drawn uniformly from [lo, hi] instead (multi-scale).
+_C.INPUT.MIN_SIZE_RANGE_TRAIN = (-1, -1)
+# Cap on the longer side of training images.
+_C.INPUT.MAX_SIZE_TRAIN = 1333
+# Shorter side of test images.
+_C.INPUT.MIN_SIZE_TEST = 800
+# Cap on the longer side of test images.
+_C.INPUT.MAX_SIZE_TEST = 1333
+# Per-channel mean subtracted from the image (in the channel order and scale set by TO_BGR255).
+_C.INPUT.PIXEL_MEAN = [102.9801, 115.9465, 122.7717]
+# Per-channel std the image is divided by.
+_C.INPUT.PIXEL_STD = [1.0, 1.0, 1.0]
+# True: BGR images in 0-255 (Caffe2/Detectron weights). False: RGB in 0-1 (torchvision weights).
+_C.INPUT.TO_BGR255 = True
+# Probability of a horizontal flip in training (fcos addition; hard-coded 0.5 in the original).
+_C.INPUT.HORIZONTAL_FLIP_PROB_TRAIN = 0.5
+
+# -----------------------------------------------------------------------------
+# DATASETS
+# -----------------------------------------------------------------------------
+_C.DATASETS = CN()
+# Names of training datasets, resolved by paths_catalog.DatasetCatalog.
+_C.DATASETS.TRAIN = ()
+# Names of test datasets, resolved by paths_catalog.DatasetCatalog.
+_C.DATASETS.TEST = ()
+
+# -----------------------------------------------------------------------------
+# DATALOADER
+# -----------------------------------------------------------------------------
+_C.DATALOADER = CN()
+# Worker processes per data loader.
+_C.DATALOADER.NUM_WORKERS = 4
+# Pad batched images so height and width are multiples of this (0: no rounding).
+_C.DATALOADER.SIZE_DIVISIBILITY = 0
+# Batch images of similar aspect ratio together (less padding).
+_C.DATALOADER.ASPECT_RATIO_GROUPING = True
+# Skip (with a warning) an image that cannot be read during training instead of stopping the run
+# (fcos addition). Evaluation always stops on a bad image.
+_C.DATALOADER.SKIP_BAD_IMAGES = True
+
+# -----------------------------------------------------------------------------
+# BACKBONE
+# -----------------------------------------------------------------------------
+_C.MODEL.BACKBONE = CN()
+# One of R-18-FPN-RETINANET, R-34-FPN-RETINANET, R-50-FPN-RETINANET, R-101-FPN-RETINANET,
+# R-152-FPN-RETINANET, MNV2-FPN-RETINANET. ResNeXt = R-101 + RESNETS.NUM_GROUPS/WIDTH_PER_GROUP.
+_C.MODEL.BACKBONE.CONV_BODY = "R-50-C4"
+# Stages up to this one are frozen (0: none, 1: stem, 2: stem + layer1, ...).
+_C.MODEL.BACKBONE.FREEZE_CONV_BODY_AT = 2
+# Kept for config compatibility with the original (GN is chosen through RESNETS.TRANS_FUNC).
+_C.MODEL.BACKBONE.USE_GN = False
+
+# -----------------------------------------------------------------------------
+# FPN
+# -----------------------------------------------------------------------------
+_C.MODEL.FPN = CN()
+# GroupNorm after each FPN conv.
+_C.MODEL.FPN.USE_GN = False
+# ReLU after each FPN conv.
+_C.MODEL.FPN.USE_RELU = False
+
+# -----------------------------------------------------------------------------
+# Group Norm
+# -----------------------------------------------------------------------------
+_C.MODEL.GROUP_NORM = CN()
+# Channels per group (-1: use NUM_GROUPS instead).
+_C.MODEL.GROUP_NORM.DIM_PER_GP = -1
+# Number of groups (used when DIM_PER_GP is -1).
+_C.MODEL.GROUP_NORM.NUM_GROUPS = 32
+# GroupNorm epsilon.
+_C.MODEL.GROUP_NORM.EPSILON = 1e-5
+
+# -----------------------------------------------------------------------------
+# ResNe[X]t
+# -----------------------------------------------------------------------------
+_C.MODEL.RESNETS = CN()
+# 1 for ResNet; 32 or 64 for ResNeXt.
+_C.MODEL.RESNETS.NUM_GROUPS = 1
+# Width of each group in the first bottleneck stage (64 for ResNet, 8 or 4 for ResNeXt).
+_C.MODEL.RESNETS.WIDTH_PER_GROUP = 64
+# True: stride in the 1x1 conv (MSRA/Caffe2 ResNet). False: stride in the 3x3 (torchvision, FAIR).
+_C.MODEL.RESNETS.STRIDE_IN_1X1 = True
+# Residual block: Bottleneck/BasicBlock With FixedBatchNorm / BatchNorm / GN.
+_C.MODEL.RESNETS.TRANS_FUNC = "BottleneckWithFixedBatchNorm"
+# Stem: StemWith FixedBatchNorm / BatchNorm / GN.
+_C.MODEL.RESNETS.STEM_FUNC = "StemWithFixedBatchNorm"
+# Dilation of the last stage.
+_C.MODEL.RESNETS.RES5_DILATION = 1
+# Output channels of layer1 (doubles each stage). 256 for bottleneck nets, 64 for R-18/34.
+_C.MODEL.RESNETS.RES2_OUT_CHANNELS = 256
+# Output channels of the stem.
+_C.MODEL.RESNETS.STEM_OUT_CHANNELS = 64
+# FPN / head width.
+_C.MODEL.RESNETS.BACKBONE_OUT_CHANNELS = 256 * 4
+# Which of layer1..layer4 use deformable convolutions in their 3x3 conv.
+_C.MODEL.RESNETS.STAGE_WITH_DCN = (False, False, False, False)
+# Modulated (DCNv2) rather than plain (DCNv1) deformable convolutions.
+_C.MODEL.RESNETS.WITH_MODULATED_DCN = False
+# Deformable groups of the deformable convolutions.
+_C.MODEL.RESNETS.DEFORMABLE_GROUPS = 1
+
+# -----------------------------------------------------------------------------
+# RetinaNet options used by FCOS's FPN
+# -----------------------------------------------------------------------------
+_C.MODEL.RETINANET = CN()
+# True: P6 is computed from C5. False: from P5 (all FCOS configs).
+_C.MODEL.RETINANET.USE_C5 = True
+
+# -----------------------------------------------------------------------------
+# FCOS
+# -----------------------------------------------------------------------------
+_C.MODEL.FCOS = CN()
+# Number of classes + 1 (background); the head predicts NUM_CLASSES - 1 channels.
+_C.MODEL.FCOS.NUM_CLASSES = 81
+# Strides of the feature levels P3-P7.
+_C.MODEL.FCOS.FPN_STRIDES = [8, 16, 32, 64, 128]
+# Prior probability used to initialise the cls_logits bias: -log((1 - p) / p).
+_C.MODEL.FCOS.PRIOR_PROB = 0.01
+# Pre-NMS threshold on the class probability (before centerness).
+_C.MODEL.FCOS.INFERENCE_TH = 0.05
+# Class-aware NMS IoU threshold.
+_C.MODEL.FCOS.NMS_TH = 0.6
+# Candidates kept per level and image before NMS.
+_C.MODEL.FCOS.PRE_NMS_TOP_N = 1000
+# Focal loss alpha.
+_C.MODEL.FCOS.LOSS_ALPHA = 0.25
+# Focal loss gamma.
+_C.MODEL.FCOS.LOSS_GAMMA = 2.0
+# Conv + GN + ReLU blocks in each head tower.
+_C.MODEL.FCOS.NUM_CONVS = 4
+# Centre sampling radius in units of the level's stride; <= 0 disables it (imprv configs: 1.5).
+_C.MODEL.FCOS.CENTER_SAMPLING_RADIUS = 0.0
+# Box regression loss: "iou" (-log IoU), "linear_iou" (1 - IoU) or "giou" (1 - GIoU).
+_C.MODEL.FCOS.IOU_LOSS_TYPE = "iou"
+# Regression targets divided by the stride and ReLU instead of exp (imprv configs).
+_C.MODEL.FCOS.NORM_REG_TARGETS = False
+# Centerness branch reads the bbox tower instead of the cls tower (imprv configs).
+_C.MODEL.FCOS.CENTERNESS_ON_REG = False
+# The last conv of both towers is a modulated deformable conv (dcnv2 configs).
+_C.MODEL.FCOS.USE_DCN_IN_TOWER = False
+# Boundaries of the object-size ranges of the levels (fcos addition; fixed in the original):
+# P3 [-1, 64], P4 [64, 128], P5 [128, 256], P6 [256, 512], P7 [512, inf], bounds inclusive.
+_C.MODEL.FCOS.SIZES_OF_INTEREST = [64, 128, 256, 512]
+
+# -----------------------------------------------------------------------------
+# SOLVER
+# -----------------------------------------------------------------------------
+_C.SOLVER = CN()
+# "SGD" (the original) or "AdamW" (fcos addition).
+_C.SOLVER.OPTIMIZER = "SGD"
+# Number of training iterations.
+_C.SOLVER.MAX_ITER = 40000
+# Learning rate for weights (for a global batch of IMS_PER_BATCH).
+_C.SOLVER.BASE_LR = 0.001
+# Learning-rate multiplier for biases.
+_C.SOLVER.BIAS_LR_FACTOR = 2
+# SGD momentum.
+_C.SOLVER.MOMENTUM = 0.9
+# Weight decay for weights.
+_C.SOLVER.WEIGHT_DECAY = 0.0005
+# Weight decay for biases.
+_C.SOLVER.WEIGHT_DECAY_BIAS = 0
+# Learning-rate multiplier at each of STEPS.
+_C.SOLVER.GAMMA = 0.1
+# Iterations at which the learning rate is multiplied by GAMMA (increasing).
+_C.SOLVER.STEPS = (30000,)
+# Warm-up starts at BASE_LR * WARMUP_FACTOR.
+_C.SOLVER.WARMUP_FACTOR = 1.0 / 3
+# Warm-up length in iterations.
+_C.SOLVER.WARMUP_ITERS = 500
+# "constant" or "linear" warm-up.
+_C.SOLVER.WARMUP_METHOD = "linear"
+# Save a checkpoint every this many iterations.
+_C.SOLVER.CHECKPOINT_PERIOD = 2500
+# Global training batch size (split over processes).
+_C.SOLVER.IMS_PER_BATCH = 16
+# Learning-rate multiplier for deformable-conv offset layers.
+_C.SOLVER.DCONV_OFFSETS_LR_FACTOR = 1.0
+# Clip the global gradient norm to this value; 0 disables clipping (fcos addition).
+_C.SOLVER.CLIP_GRAD_NORM = 0.0
+# On a non-finite loss: "stop" (with a message, last good checkpoint kept) or "skip" the step
+# (counted and logged) (fcos addition).
+_C.SOLVER.NONFINITE_LOSS = "stop"
+# Log a line every this many iterations (fcos addition).
+_C.SOLVER.LOG_PERIOD = 20
+
+# -----------------------------------------------------------------------------
+# Mixed precision (fcos addition; replaces apex)
+# -----------------------------------------------------------------------------
+_C.AMP = CN()
+# Use torch.amp autocast (and a GradScaler for float16) in training and inference.
+_C.AMP.ENABLED = False
+# "auto" (float16 on CUDA, bfloat16 on CPU), "float16" or "bfloat16".
+_C.AMP.DTYPE = "auto"
+
+# -----------------------------------------------------------------------------
+# TEST
+# -----------------------------------------------------------------------------
+_C.TEST = CN()
+# Regression check after testing: [[dataset, iou_type, metric, value], ...].
+_C.TEST.EXPECTED_RESULTS = []
+# Tolerance of EXPECTED_RESULTS in standard deviations.
+_C.TEST.EXPECTED_RESULTS_SIGMA_TOL = 4
+# Global test batch size (split over processes).
+_C.TEST.IMS_PER_BATCH = 8
+# Detections kept per image after NMS.
+_C.TEST.DETECTIONS_PER_IMG = 100
+# Faster inference that keeps the detections (folded FrozenBN, channels_last, inference_mode;
+# fcos addition).
+_C.TEST.FAST_PATH = False
+
+# Test-time augmentation.
+_C.TEST.BBOX_AUG = CN()
+# Enable test-time augmentation.
+_C.TEST.BBOX_AUG.ENABLED = False
+# Also run the horizontally flipped image at the test scale.
+_C.TEST.BBOX_AUG.H_FLIP = False
+# Extra shorter-side scales.
+_C.TEST.BBOX_AUG.SCALES = ()
+# Longer-side cap for the extra scales.
+_C.TEST.BBOX_AUG.MAX_SIZE = 4000
+# Also run the flipped image at each extra scale.
+_C.TEST.BBOX_AUG.SCALE_H_FLIP = False
+
+# -----------------------------------------------------------------------------
+# Misc
+# -----------------------------------------------------------------------------
+# Where logs, checkpoints and results go.
+_C.OUTPUT_DIR = "."
+# Module that defines DatasetCatalog / ModelCatalog.
+_C.PATHS_CATALOG = "fcos_core.config.paths_catalog"

@@ -1,0 +1,185 @@
+"""`BoxList`: the boxes of one image plus named per-box fields.
+
+Conventions, stated once and kept everywhere (see docs/abstractions.md):
+- `size` is `(width, height)` of the image the boxes live in.
+- Boxes are float32, "xyxy" (x1, y1, x2, y2) or "xywh" (x, y, width, height), continuous
+  coordinates: a box from x1 to x2 has width x2 - x1 (no "+1" as in the Detectron era).
+- Fields are tensors whose first dimension is the number of boxes (e.g. "labels", "scores").
+
+Dimension key: N boxes.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import Tensor
+
+FLIP_LEFT_RIGHT = 0
+FLIP_TOP_BOTTOM = 1
+
+_MODES = ("xyxy", "xywh")
+
+
+class BoxList:
+    """A set of N boxes in one image with per-box fields.
+
+    Args:
+        bbox (Tensor[N, 4] | array-like): the boxes.
+        image_size: (width, height) of the image.
+        mode: "xyxy" or "xywh".
+    """
+
+    def __init__(self, bbox: Any, image_size: tuple[int, int], mode: str = "xyxy") -> None:
+        device = bbox.device if isinstance(bbox, Tensor) else torch.device("cpu")
+        bbox = torch.as_tensor(bbox, dtype=torch.float32, device=device)
+        if bbox.numel() == 0:
+            bbox = bbox.reshape(0, 4)
+        if bbox.ndim != 2 or bbox.shape[-1] != 4:
+            raise ValueError(f"BoxList expects boxes of shape (N, 4), got {tuple(bbox.shape)}")
+        if mode not in _MODES:
+            raise ValueError(f"BoxList mode must be one of {_MODES}, got {mode!r}")
+        self.bbox = bbox
+        self.size = (int(image_size[0]), int(image_size[1]))
+        self.mode = mode
+        self.extra_fields: dict[str, Any] = {}
+
+    # ---------------------------------------------------------------- fields
+    def add_field(self, field: str, field_data: Any) -> None:
+        """Attach per-box data (first dimension N) under `field`."""
+        self.extra_fields[field] = field_data
+
+    def get_field(self, field: str) -> Any:
+        """Return the data stored under `field` (KeyError naming the known fields if absent)."""
+        if field not in self.extra_fields:
+            raise KeyError(f"BoxList has no field {field!r}; fields are {self.fields()}")
+        return self.extra_fields[field]
+
+    def has_field(self, field: str) -> bool:
+        return field in self.extra_fields
+
+    def fields(self) -> list[str]:
+        return list(self.extra_fields.keys())
+
+    def _copy_extra_fields(self, other: BoxList) -> None:
+        for k, v in other.extra_fields.items():
+            self.extra_fields[k] = v
+
+    # ----------------------------------------------------------------- modes
+    def convert(self, mode: str) -> BoxList:
+        """Return the same boxes in `mode` ("xyxy" or "xywh"), fields shared."""
+        if mode not in _MODES:
+            raise ValueError(f"BoxList mode must be one of {_MODES}, got {mode!r}")
+        if mode == self.mode:
+            return self
+        x1, y1, a, b = self.bbox.unbind(dim=-1)
+        if mode == "xyxy":
+            bbox = torch.stack((x1, y1, x1 + a, y1 + b), dim=-1)
+        else:
+            bbox = torch.stack((x1, y1, a - x1, b - y1), dim=-1)
+        out = BoxList(bbox, self.size, mode=mode)
+        out._copy_extra_fields(self)
+        return out
+
+    def _split_into_xyxy(self) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        return self.convert("xyxy").bbox.unbind(dim=-1)
+
+    # ------------------------------------------------------------ geometry
+    def resize(self, size: tuple[int, int]) -> BoxList:
+        """Rescale the boxes to an image of `size` = (width, height)."""
+        sx = float(size[0]) / float(self.size[0])
+        sy = float(size[1]) / float(self.size[1])
+        scale = self.bbox.new_tensor([sx, sy, sx, sy])
+        out = BoxList(self.bbox * scale, size, mode=self.mode)
+        out._copy_extra_fields(self)
+        return out
+
+    def transpose(self, method: int) -> BoxList:
+        """Flip the boxes: FLIP_LEFT_RIGHT (x -> width - x) or FLIP_TOP_BOTTOM."""
+        if method not in (FLIP_LEFT_RIGHT, FLIP_TOP_BOTTOM):
+            raise ValueError(
+                f"transpose method must be FLIP_LEFT_RIGHT (0) or FLIP_TOP_BOTTOM (1), got {method}"
+            )
+        w, h = self.size
+        x1, y1, x2, y2 = self._split_into_xyxy()
+        if method == FLIP_LEFT_RIGHT:
+            bbox = torch.stack((w - x2, y1, w - x1, y2), dim=-1)
+        else:
+            bbox = torch.stack((x1, h - y2, x2, h - y1), dim=-1)
+        out = BoxList(bbox, self.size, mode="xyxy")
+        out._copy_extra_fields(self)
+        return out.convert(self.mode)
+
+    def crop(self, box: tuple[float, float, float, float]) -> BoxList:
+        """Crop to `box` = (x1, y1, x2, y2); boxes are shifted and clamped to the crop."""
+        cx1, cy1, cx2, cy2 = (float(v) for v in box)
+        w, h = cx2 - cx1, cy2 - cy1
+        x1, y1, x2, y2 = self._split_into_xyxy()
+        bbox = torch.stack(
+            (
+                (x1 - cx1).clamp(0, w),
+                (y1 - cy1).clamp(0, h),
+                (x2 - cx1).clamp(0, w),
+                (y2 - cy1).clamp(0, h),
+            ),
+            dim=-1,
+        )
+        out = BoxList(bbox, (int(round(w)), int(round(h))), mode="xyxy")
+        out._copy_extra_fields(self)
+        return out.convert(self.mode)
+
+    def clip_to_image(self, remove_empty: bool = True) -> BoxList:
+        """Clamp boxes to the image; with `remove_empty`, drop boxes of zero width or height."""
+        w, h = self.size
+        xyxy = self.convert("xyxy")
+        b = xyxy.bbox
+        bbox = torch.stack(
+            (b[:, 0].clamp(0, w), b[:, 1].clamp(0, h), b[:, 2].clamp(0, w), b[:, 3].clamp(0, h)),
+            dim=-1,
+        )
+        out = BoxList(bbox, self.size, mode="xyxy")
+        out._copy_extra_fields(self)
+        if remove_empty:
+            keep = (bbox[:, 2] > bbox[:, 0]) & (bbox[:, 3] > bbox[:, 1])
+            out = out[keep]
+        return out.convert(self.mode)
+
+    def area(self) -> Tensor:
+        """Tensor[N]: box areas (width * height, no +1)."""
+        if self.mode == "xywh":
+            return self.bbox[:, 2] * self.bbox[:, 3]
+        b = self.bbox
+        return (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
+
+    # ----------------------------------------------------------- container
+    def to(self, device: torch.device | str) -> BoxList:
+        out = BoxList(self.bbox.to(device), self.size, self.mode)
+        for k, v in self.extra_fields.items():
+            out.add_field(k, v.to(device) if hasattr(v, "to") else v)
+        return out
+
+    def __getitem__(self, item: Any) -> BoxList:
+        out = BoxList(self.bbox[item], self.size, self.mode)
+        for k, v in self.extra_fields.items():
+            out.add_field(k, v[item])
+        return out
+
+    def __len__(self) -> int:
+        return self.bbox.shape[0]
+
+    def copy_with_fields(self, fields: str | list[str], skip_missing: bool = False) -> BoxList:
+        """A new BoxList with the same boxes and only `fields`."""
+        out = BoxList(self.bbox, self.size, self.mode)
+        for field in [fields] if isinstance(fields, str) else fields:
+            if self.has_field(field):
+                out.add_field(field, self.get_field(field))
+            elif not skip_missing:
+                raise KeyError(f"BoxList has no field {field!r}; fields are {self.fields()}")
+        return out
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}(num_boxes={len(self)}, image_width={self.size[0]}, "
+            f"image_height={self.size[1]}, mode={self.mode})"
+        )
