@@ -1,0 +1,118 @@
+"""Backbone builder: body (ResNet/ResNeXt or MobileNetV2) + FPN with P6/P7.
+
+Dimension key: N images, H x W input size, F = MODEL.RESNETS.BACKBONE_OUT_CHANNELS.
+
+`build_backbone(cfg)` returns ``nn.Sequential(OrderedDict(body=..., fpn=...))`` (state_dict keys
+``body.*`` and ``fpn.*`` as in the original), mapping Tensor[N, 3, H, W] to [P3, P4, P5, P6, P7],
+each Tensor[N, F, H_l, W_l] at strides 8, 16, 32, 64, 128. The module carries ``out_channels`` (F)
+and ``out_strides`` (the five strides).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import OrderedDict
+from collections.abc import Callable
+from functools import partial
+
+import torch
+from torch import nn
+from yacs.config import CfgNode
+
+from fcos_core.modeling.backbone.fpn import FPN
+from fcos_core.modeling.backbone.mobilenet import MobileNetV2
+from fcos_core.modeling.backbone.resnet import ResNet
+
+logger = logging.getLogger(__name__)
+
+# Number of body levels the FPN reads (C3, C4, C5).
+NUM_FPN_INPUTS = 3
+# Extra levels P6, P7 each halve the resolution of the previous level.
+NUM_EXTRA_LEVELS = 2
+
+
+def _with_fpn(cfg: CfgNode, body: nn.Module) -> nn.Sequential:
+    """Wrap ``body`` (which has ``out_channels``/``out_strides`` lists) and an FPN over C3-C5."""
+    fpn = FPN.from_config(cfg, in_channels_list=body.out_channels[-NUM_FPN_INPUTS:])
+    model = nn.Sequential(OrderedDict([("body", body), ("fpn", fpn)]))
+    model.out_channels = fpn.out_channels
+    strides = list(body.out_strides[-NUM_FPN_INPUTS:])
+    for _ in range(NUM_EXTRA_LEVELS):
+        strides.append(strides[-1] * 2)
+    model.out_strides = strides
+    return model
+
+
+def build_resnet_fpn_backbone(cfg: CfgNode, *, depth: int) -> nn.Sequential:
+    """ResNet/ResNeXt-``depth`` body + FPN (P3-P5 laterals) + P6/P7."""
+    return _with_fpn(cfg, ResNet.from_config(cfg, depth=depth))
+
+
+def build_mnv2_fpn_backbone(cfg: CfgNode) -> nn.Sequential:
+    """MobileNetV2 body + FPN (P3-P5 laterals) + P6/P7."""
+    return _with_fpn(cfg, MobileNetV2.from_config(cfg))
+
+
+# MODEL.BACKBONE.CONV_BODY -> builder. ResNeXt is R-101 with MODEL.RESNETS.NUM_GROUPS > 1.
+BACKBONES: dict[str, Callable[[CfgNode], nn.Sequential]] = {
+    "R-18-FPN-RETINANET": partial(build_resnet_fpn_backbone, depth=18),
+    "R-34-FPN-RETINANET": partial(build_resnet_fpn_backbone, depth=34),
+    "R-50-FPN-RETINANET": partial(build_resnet_fpn_backbone, depth=50),
+    "R-101-FPN-RETINANET": partial(build_resnet_fpn_backbone, depth=101),
+    "R-152-FPN-RETINANET": partial(build_resnet_fpn_backbone, depth=152),
+    "MNV2-FPN-RETINANET": build_mnv2_fpn_backbone,
+}
+
+
+def build_backbone(cfg: CfgNode) -> nn.Sequential:
+    """Build the backbone named by MODEL.BACKBONE.CONV_BODY.
+
+    Raises:
+        ValueError: for an unknown CONV_BODY, naming the allowed values.
+    """
+    name = cfg.MODEL.BACKBONE.CONV_BODY
+    if name not in BACKBONES:
+        raise ValueError(
+            f"MODEL.BACKBONE.CONV_BODY must be one of {', '.join(BACKBONES)}, got {name!r}"
+        )
+    return BACKBONES[name](cfg)
+
+
+def convert_sync_batchnorm_if_needed(model: nn.Module, cfg: CfgNode) -> nn.Module:
+    """Convert BatchNorm layers to SyncBatchNorm when MODEL.USE_SYNCBN asks for it and it applies.
+
+    SyncBatchNorm needs an initialised process group with more than one process and CUDA
+    tensors; otherwise (single process, CPU) the model is returned unchanged, with a log line when
+    the config asked for SyncBN. Call it after moving the model to its device and before wrapping
+    it in DistributedDataParallel.
+
+    Args:
+        model: the model (its BatchNorm2d layers are replaced; FrozenBatchNorm2d is untouched).
+        cfg: the config (MODEL.USE_SYNCBN).
+
+    Returns:
+        The converted model, or ``model`` itself.
+    """
+    if not cfg.MODEL.USE_SYNCBN:
+        return model
+    distributed = (
+        torch.distributed.is_available()
+        and torch.distributed.is_initialized()
+        and torch.distributed.get_world_size() > 1
+    )
+    on_cuda = any(p.device.type == "cuda" for p in model.parameters())
+    if not (distributed and on_cuda):
+        logger.info(
+            "MODEL.USE_SYNCBN is set but this is not a multi-process CUDA run; keeping BatchNorm"
+        )
+        return model
+    return nn.SyncBatchNorm.convert_sync_batchnorm(model)
+
+
+__all__ = [
+    "BACKBONES",
+    "build_backbone",
+    "build_mnv2_fpn_backbone",
+    "build_resnet_fpn_backbone",
+    "convert_sync_batchnorm_if_needed",
+]
