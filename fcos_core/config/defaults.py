@@ -36,6 +36,9 @@ _C.MODEL.DEVICE = "cuda"
 _C.MODEL.WEIGHT = ""
 # Convert BatchNorm layers to SyncBatchNorm when training with several processes.
 _C.MODEL.USE_SYNCBN = False
+# Allow a Caffe2 .pkl given as a path in MODEL.WEIGHT (pickle; read with an allow-list that only
+# rebuilds NumPy arrays). catalog:// weights are always allowed (fcos addition).
+_C.MODEL.WEIGHT_ALLOW_PICKLE = False
 
 # -----------------------------------------------------------------------------
 # INPUT
@@ -68,6 +71,10 @@ _C.DATASETS = CN()
 _C.DATASETS.TRAIN = ()
 # Names of test datasets, resolved by paths_catalog.DatasetCatalog.
 _C.DATASETS.TEST = ()
+# Custom datasets registered before TRAIN/TEST are resolved (fcos addition). Each entry is either
+# (name, image_dir, ann_file) for a COCO-json dataset, or the path of a python file that calls
+# DatasetCatalog.register_coco(...). See docs/custom_datasets.md.
+_C.DATASETS.REGISTER = ()
 
 # -----------------------------------------------------------------------------
 # DATALOADER
@@ -163,6 +170,10 @@ _C.MODEL.FCOS.FPN_STRIDES = [8, 16, 32, 64, 128]
 _C.MODEL.FCOS.PRIOR_PROB = 0.01
 # Pre-NMS threshold on the class probability (before centerness).
 _C.MODEL.FCOS.INFERENCE_TH = 0.05
+# What INFERENCE_TH is compared with (fcos addition): "cls" = the class probability
+# sigmoid(logit) (original FCOS), "score" = the final score sqrt(sigmoid(logit) *
+# sigmoid(centerness)) (torchvision's FCOS, which uses INFERENCE_TH 0.2).
+_C.MODEL.FCOS.INFERENCE_TH_ON = "cls"
 # Class-aware NMS IoU threshold.
 _C.MODEL.FCOS.NMS_TH = 0.6
 # Candidates kept per level and image before NMS.
@@ -186,6 +197,10 @@ _C.MODEL.FCOS.USE_DCN_IN_TOWER = False
 # Boundaries of the object-size ranges of the levels (fcos addition; fixed in the original):
 # P3 [-1, 64], P4 [64, 128], P5 [128, 256], P6 [256, 512], P7 [512, inf], bounds inclusive.
 _C.MODEL.FCOS.SIZES_OF_INTEREST = [64, 128, 256, 512]
+# Where cell (i, j) of a level with stride s sits in the input image, in training and inference
+# (fcos addition): "half_stride" = (j * s + s // 2, i * s + s // 2) (original FCOS), "zero" =
+# (j * s, i * s) (torchvision's FCOS anchor centres).
+_C.MODEL.FCOS.LOCATION_OFFSET = "half_stride"
 
 # -----------------------------------------------------------------------------
 # SOLVER
@@ -228,6 +243,12 @@ _C.SOLVER.CLIP_GRAD_NORM = 0.0
 _C.SOLVER.NONFINITE_LOSS = "stop"
 # Log a line every this many iterations (fcos addition).
 _C.SOLVER.LOG_PERIOD = 20
+# Evaluate on DATASETS.TEST every this many iterations during training; 0 disables it
+# (fcos addition).
+_C.SOLVER.TEST_PERIOD = 0
+# Stop training cleanly (saving model_final) after this many minutes of training; 0 = no limit
+# (fcos addition; the quickstart uses it).
+_C.SOLVER.MAX_MINUTES = 0.0
 
 # -----------------------------------------------------------------------------
 # Mixed precision (fcos addition; replaces apex)
@@ -253,6 +274,9 @@ _C.TEST.DETECTIONS_PER_IMG = 100
 # Faster inference that keeps the detections (folded FrozenBN, channels_last, inference_mode;
 # fcos addition).
 _C.TEST.FAST_PATH = False
+# COCO evaluation backend: "pycocotools" or "faster_coco_eval" (same numbers, faster; needs the
+# faster-coco-eval package) (fcos addition).
+_C.TEST.COCO_EVAL_BACKEND = "pycocotools"
 
 # Test-time augmentation.
 _C.TEST.BBOX_AUG = CN()

@@ -1,0 +1,72 @@
+# fcos: set-up, tests and checks. `make quickstart` and `make test` are all a user needs.
+# Every target installs first if needed; stamps under .venv keep a re-run fast.
+
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(VENV)/bin/pip
+STAMPS := $(VENV)/.stamps
+DEPS_STAMP := $(STAMPS)/deps
+EXT_STAMP := $(STAMPS)/ext
+PINS_FILE := $(STAMPS)/pins
+
+# Versions this project is tested with (pip freeze of a working .venv).
+PINNED := setuptools==84.2.1 torch==2.14.1 torchvision==0.29.1 yacs==0.1.8 \
+	opencv-python-headless==5.0.0.93 pycocotools==2.0.11 ninja==1.13.2 tqdm==4.70.1 \
+	pytest==9.2.0 ruff==0.17.6 onnx==1.23.2 onnxruntime==1.31.1 matplotlib==3.11.2
+
+CSRC := $(shell find csrc -type f \( -name '*.cpp' -o -name '*.h' -o -name '*.cu' \))
+# The build machine has 2 cores.
+export MAX_JOBS ?= 2
+
+# CUDA compile check: both architectures, against the installed torch, in its own build folder
+# so that the CPU extension in fcos_core/ stays as it is.
+CUDA_ARCHS := 8.0;9.0
+CUDA_CHECK_DIR := build/cuda-check
+# torch guesses CUDA_HOME from `which nvcc`; a wrapper script there points it at the wrong
+# folder (no libcudart), so prefer the toolkit's own folder when it exists.
+CUDA_HOME ?= $(firstword $(wildcard /usr/local/cuda))
+
+.PHONY: install test lint quickstart check-cuda bench clean
+
+install: $(EXT_STAMP)
+	@ls fcos_core/_C*.so >/dev/null 2>&1 || { rm -f $(EXT_STAMP); $(MAKE) --no-print-directory $(EXT_STAMP); }
+
+# Rewritten only when the pin list changes, so editing this Makefile does not reinstall.
+$(PINS_FILE): FORCE
+	@mkdir -p $(STAMPS)
+	@echo '$(PINNED)' | cmp -s - $@ || echo '$(PINNED)' > $@
+
+$(DEPS_STAMP): $(PINS_FILE)
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install $(PINNED)
+	touch $@
+
+$(EXT_STAMP): $(DEPS_STAMP) setup.py pyproject.toml $(CSRC)
+	$(PIP) install --no-build-isolation -e .
+	touch $@
+
+test: install
+	$(VENV)/bin/ruff check .
+	$(PY) -m pytest -q tests
+
+lint: $(DEPS_STAMP)
+	$(VENV)/bin/ruff check .
+
+quickstart: install
+	$(PY) tools/quickstart.py
+
+check-cuda: $(DEPS_STAMP)
+	CPATH="$$($(PY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/nvidia/cu13/include$${CPATH:+:$$CPATH}" \
+	FORCE_CUDA=1 TORCH_CUDA_ARCH_LIST="$(CUDA_ARCHS)" $(if $(CUDA_HOME),CUDA_HOME=$(CUDA_HOME)) \
+	$(PY) setup.py -q build_ext --build-temp $(CUDA_CHECK_DIR)/temp --build-lib $(CUDA_CHECK_DIR)/lib
+	@ls $(CUDA_CHECK_DIR)/lib/fcos_core/_C*.so
+	@echo "check-cuda: CUDA kernels compiled for TORCH_CUDA_ARCH_LIST=$(CUDA_ARCHS)"
+
+bench: install
+	$(PY) benchmarks/bench_ops.py
+
+clean:
+	rm -rf build *.egg-info fcos_core/_C*.so
+
+FORCE:

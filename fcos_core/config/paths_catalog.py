@@ -1,0 +1,346 @@
+"""Where datasets and pretrained weights live: `DatasetCatalog` and `ModelCatalog`.
+
+Datasets are looked up by name (`DATASETS.TRAIN ("coco_2017_train",)`). Built-in names resolve
+under `DatasetCatalog.DATA_DIR`: "datasets" by default, or the `FCOS_DATA_DIR` environment variable
+when set at import time; code may also assign `DatasetCatalog.DATA_DIR` directly.
+
+Custom COCO-json data (see docs/custom_datasets.md) is registered by name, without editing this
+file, in any of three ways:
+- python: `DatasetCatalog.register_coco("mydata_train", "data/my/images", "data/my/train.json")`;
+- config: `DATASETS.REGISTER (("mydata_train", "data/my/images", "data/my/train.json"),)`;
+- a python file listed in DATASETS.REGISTER (or passed to the tools' `--register-file`) whose
+  code calls `DatasetCatalog.register_coco(...)`.
+Relative paths given to `register_*` resolve against the current working directory.
+
+The synthetic shapes dataset (`shapes_train`, `shapes_val`, `shapes_voc_train`, `shapes_voc_test`)
+is generated under DATA_DIR the first time its name is looked up.
+"""
+
+from __future__ import annotations
+
+import difflib
+import logging
+import os
+import runpy
+from collections.abc import Sequence
+from typing import Any
+
+logger = logging.getLogger(__name__)
+
+# Synthetic shapes defaults (image side in px, seed); counts are per catalog name below.
+SHAPES_IMAGE_SIZE = 256
+SHAPES_SEED = 0
+
+
+class DatasetNotFoundError(KeyError):
+    """Unknown dataset name; the message lists the known names."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
+def _coco(img_dir: str, ann_file: str) -> dict[str, str]:
+    return {"img_dir": img_dir, "ann_file": ann_file}
+
+
+def _voc(data_dir: str, split: str) -> dict[str, str]:
+    return {"data_dir": data_dir, "split": split}
+
+
+def _builtin_datasets() -> dict[str, dict[str, str]]:
+    """The original maskrcnn-benchmark / FCOS names; paths relative to DATA_DIR."""
+    ann = "coco/annotations/"
+    entries = {
+        "coco_2017_train": _coco("coco/train2017", ann + "instances_train2017.json"),
+        "coco_2017_val": _coco("coco/val2017", ann + "instances_val2017.json"),
+        "coco_2017_test_dev": _coco("coco/test2017", ann + "image_info_test-dev2017.json"),
+        "coco_2014_train": _coco("coco/train2014", ann + "instances_train2014.json"),
+        "coco_2014_val": _coco("coco/val2014", ann + "instances_val2014.json"),
+        "coco_2014_minival": _coco("coco/val2014", ann + "instances_minival2014.json"),
+        "coco_2014_valminusminival": _coco(
+            "coco/val2014", ann + "instances_valminusminival2014.json"
+        ),
+    }
+    for split, img_dir in (("train", "train2014"), ("val", "val2014"), ("minival", "val2014")):
+        entries[f"keypoints_coco_2014_{split}"] = _coco(
+            f"coco/{img_dir}", ann + f"person_keypoints_{split}2014.json"
+        )
+    entries["keypoints_coco_2014_valminusminival"] = _coco(
+        "coco/val2014", ann + "person_keypoints_valminusminival2014.json"
+    )
+    for year in ("2007", "2012"):
+        for split in ("train", "val", "trainval", "test"):
+            entries[f"voc_{year}_{split}"] = _voc(f"voc/VOC{year}", split)
+            if not (year == "2012" and split == "test"):  # VOC2012 test has no public annotations
+                entries[f"voc_{year}_{split}_cocostyle"] = _coco(
+                    f"voc/VOC{year}/JPEGImages",
+                    f"voc/VOC{year}/Annotations/pascal_{split}{year}.json",
+                )
+    for split in ("train", "val", "test"):
+        entries[f"cityscapes_fine_instanceonly_seg_{split}_cocostyle"] = _coco(
+            "cityscapes/images",
+            f"cityscapes/annotations/instancesonly_filtered_gtFine_{split}.json",
+        )
+    return entries
+
+
+def _synthetic(fmt: str, split: str, num_images: int) -> dict[str, Any]:
+    return {
+        "fmt": fmt,
+        "split": split,
+        "num_images": num_images,
+        "image_size": SHAPES_IMAGE_SIZE,
+        "seed": SHAPES_SEED,
+        "out_dir": None,
+    }
+
+
+class DatasetCatalog:
+    """Dataset name -> dict(factory=<dataset class name>, args=<constructor kwargs>)."""
+
+    DATA_DIR = os.environ.get("FCOS_DATA_DIR", "datasets")
+    DATASETS: dict[str, dict[str, str]] = _builtin_datasets()
+    SYNTHETIC: dict[str, dict[str, Any]] = {
+        "shapes_train": _synthetic("coco", "train", 2000),
+        "shapes_val": _synthetic("coco", "val", 300),
+        "shapes_voc_train": _synthetic("voc", "train", 200),
+        "shapes_voc_test": _synthetic("voc", "test", 100),
+    }
+    # User registrations: name -> dict(factory=..., args=...) with absolute paths.
+    REGISTERED: dict[str, dict[str, Any]] = {}
+
+    @classmethod
+    def names(cls) -> list[str]:
+        """Every known dataset name, sorted."""
+        return sorted({*cls.DATASETS, *cls.SYNTHETIC, *cls.REGISTERED})
+
+    @classmethod
+    def get(cls, name: str) -> dict[str, Any]:
+        """Resolve `name`; synthetic datasets are generated here on first use.
+
+        Returns:
+            dict(factory="COCODataset" | "PascalVOCDataset", args=dict of constructor kwargs).
+
+        Raises:
+            DatasetNotFoundError: `name` is unknown (the message lists the known names).
+        """
+        if name in cls.REGISTERED:
+            entry = cls.REGISTERED[name]
+            return {"factory": entry["factory"], "args": dict(entry["args"])}
+        if name in cls.SYNTHETIC:
+            return cls._get_synthetic(name, cls.SYNTHETIC[name])
+        if name in cls.DATASETS:
+            attrs = cls.DATASETS[name]
+            if "ann_file" in attrs:
+                args = {
+                    "root": os.path.join(cls.DATA_DIR, attrs["img_dir"]),
+                    "ann_file": os.path.join(cls.DATA_DIR, attrs["ann_file"]),
+                }
+                return {"factory": "COCODataset", "args": args}
+            args = {
+                "data_dir": os.path.join(cls.DATA_DIR, attrs["data_dir"]),
+                "split": attrs["split"],
+            }
+            return {"factory": "PascalVOCDataset", "args": args}
+        raise DatasetNotFoundError(cls._unknown_message(name))
+
+    @classmethod
+    def _unknown_message(cls, name: str) -> str:
+        close = difflib.get_close_matches(name, cls.names(), n=3)
+        hint = f" Did you mean {', '.join(close)}?" if close else ""
+        return (
+            f"Dataset {name!r} is not in the catalog.{hint} "
+            f"Known datasets: {', '.join(cls.names())}. "
+            "Register custom COCO-json data with DatasetCatalog.register_coco or DATASETS.REGISTER."
+        )
+
+    @classmethod
+    def _get_synthetic(cls, name: str, spec: dict[str, Any]) -> dict[str, Any]:
+        from fcos_core.data.datasets.synthetic import coco_json_path, ensure_split
+        from fcos_core.data.datasets.synthetic_render import SHAPE_CLASSES
+
+        fmt = spec["fmt"]
+        split = f"{spec['split']}{spec['num_images']}"  # e.g. train2000: sizes never collide
+        out_dir = spec["out_dir"] or os.path.join(
+            cls.DATA_DIR,
+            f"shapes{'_voc' if fmt == 'voc' else ''}_{spec['image_size']}px_seed{spec['seed']}",
+        )
+        ensure_split(fmt, out_dir, split, spec["num_images"], spec["image_size"], spec["seed"])
+        if fmt == "coco":
+            args = {
+                "root": os.path.join(out_dir, "images", split),
+                "ann_file": coco_json_path(out_dir, split),
+            }
+            return {"factory": "COCODataset", "args": args}
+        args = {"data_dir": out_dir, "split": split, "classes": SHAPE_CLASSES}
+        return {"factory": "PascalVOCDataset", "args": args}
+
+    @classmethod
+    def _register(cls, name: str, entry: dict[str, Any]) -> None:
+        if not name or not isinstance(name, str):
+            raise ValueError(f"dataset name must be a non-empty string, got {name!r}")
+        if name in cls.DATASETS or name in cls.SYNTHETIC:
+            raise ValueError(
+                f"dataset name {name!r} is built in; register your data under another name"
+            )
+        previous = cls.REGISTERED.get(name)
+        if previous is not None and previous != entry:
+            logger.info(
+                "dataset %r re-registered: %s (was %s)", name, entry["args"], previous["args"]
+            )
+        cls.REGISTERED[name] = entry
+
+    @classmethod
+    def register_coco(cls, name: str, image_dir: str, ann_file: str) -> None:
+        """Register a COCO-json dataset: images under `image_dir`, annotations in `ann_file`.
+
+        Category ids may be any integers; labels are assigned in increasing id order, and the
+        number of categories must equal MODEL.FCOS.NUM_CLASSES - 1 (checked when building).
+        """
+        args = {"root": os.path.abspath(image_dir), "ann_file": os.path.abspath(ann_file)}
+        cls._register(name, {"factory": "COCODataset", "args": args})
+
+    @classmethod
+    def register_voc(
+        cls, name: str, data_dir: str, split: str, classes: Sequence[str] | None = None
+    ) -> None:
+        """Register a Pascal-VOC-layout dataset (`classes` default: the 20 VOC classes)."""
+        args: dict[str, Any] = {"data_dir": os.path.abspath(data_dir), "split": split}
+        if classes is not None:
+            args["classes"] = tuple(classes)
+        cls._register(name, {"factory": "PascalVOCDataset", "args": args})
+
+    @classmethod
+    def register_synthetic(
+        cls,
+        name: str,
+        split: str,
+        num_images: int,
+        image_size: int = SHAPES_IMAGE_SIZE,
+        seed: int = SHAPES_SEED,
+        fmt: str = "coco",
+        out_dir: str | None = None,
+    ) -> None:
+        """Register a synthetic shapes split of a chosen size; generated on first `get`.
+
+        Synthetic names may be registered again (also the built-in shapes_* ones, e.g. to change
+        the image count or size); the files are regenerated when the arguments differ.
+        """
+        if fmt not in ("coco", "voc"):
+            raise ValueError(f"synthetic format must be 'coco' or 'voc', got {fmt!r}")
+        if name in cls.DATASETS or name in cls.REGISTERED:
+            raise ValueError(f"dataset name {name!r} is already taken")
+        spec = {
+            "fmt": fmt,
+            "split": split,
+            "num_images": int(num_images),
+            "image_size": int(image_size),
+            "seed": int(seed),
+            "out_dir": os.path.abspath(out_dir) if out_dir else None,
+        }
+        cls.SYNTHETIC[name] = spec
+
+
+def load_register_file(path: str) -> None:
+    """Run a user python file that registers datasets (calls DatasetCatalog.register_coco ...)."""
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"dataset register file not found: {path}")
+    runpy.run_path(path, run_name="__fcos_register__")
+
+
+def register_from_cfg(cfg: Any) -> None:
+    """Apply DATASETS.REGISTER: entries (name, image_dir, ann_file) or paths of register files."""
+    for entry in cfg.DATASETS.REGISTER:
+        if isinstance(entry, str):
+            load_register_file(entry)
+        elif (
+            isinstance(entry, (list, tuple))
+            and len(entry) == 3
+            and all(isinstance(e, str) for e in entry)
+        ):
+            DatasetCatalog.register_coco(*entry)
+        else:
+            raise ValueError(
+                "each DATASETS.REGISTER entry must be (name, image_dir, ann_file) or the path of a "
+                f"python file that registers datasets; got {entry!r}"
+            )
+
+
+class ModelCatalog:
+    """`catalog://` names -> URLs of pretrained weights (facts from the original repositories)."""
+
+    S3_C2_DETECTRON_URL = "https://dl.fbaipublicfiles.com/detectron"
+    C2_IMAGENET_MODELS = {
+        "MSRA/R-50": "ImageNetPretrained/MSRA/R-50.pkl",
+        "MSRA/R-50-GN": "ImageNetPretrained/47261647/R-50-GN.pkl",
+        "MSRA/R-101": "ImageNetPretrained/MSRA/R-101.pkl",
+        "MSRA/R-101-GN": "ImageNetPretrained/47592356/R-101-GN.pkl",
+        "FAIR/20171220/X-101-32x8d": "ImageNetPretrained/20171220/X-101-32x8d.pkl",
+        "FAIR/20171220/X-101-64x4d": "ImageNetPretrained/20171220/X-101-64x4d.pkl",
+    }
+    # The FCOS README notes the Detectron X-101-64x4d link is dead and gives this replacement.
+    X_101_64X4D_MIRROR = (
+        "https://cloudstor.aarnet.edu.au/plus/s/k3ys35075jmU1RP/download#X-101-64x4d.pkl"
+    )
+    # torchvision ImageNet weights (IMAGENET1K_V1), for the R-18/R-34/MobileNetV2 backbones.
+    TORCHVISION_MODELS = {
+        "torchvision/R-18": "https://download.pytorch.org/models/resnet18-f37072fd.pth",
+        "torchvision/R-34": "https://download.pytorch.org/models/resnet34-b627a593.pth",
+        "torchvision/R-50": "https://download.pytorch.org/models/resnet50-0676ba61.pth",
+        "torchvision/R-101": "https://download.pytorch.org/models/resnet101-63fe2227.pth",
+        "torchvision/R-152": "https://download.pytorch.org/models/resnet152-394f9c45.pth",
+        "torchvision/MNV2": "https://download.pytorch.org/models/mobilenet_v2-b0353104.pth",
+        "FCOS/MNV2": "https://cloudstor.aarnet.edu.au/plus/s/xtixKaxLWmbcyf7/download#mobilenet_v2-ecbe2b5.pth",
+    }
+    # Trained FCOS models of the original model zoo (COCO, 80 classes), by their README names.
+    _CLOUDSTOR = "https://cloudstor.aarnet.edu.au/plus/s/{}/download"
+    FCOS_MODELS = {
+        "FCOS_R_50_FPN_1x": "dDeDPBLEAt19Xrl",
+        "FCOS_imprv_R_50_FPN_1x": "ZSAqNJB96hA71Yf",
+        "FCOS_imprv_dcnv2_R_50_FPN_1x": "plKgHuykjiilzWr",
+        "FCOS_R_101_FPN_2x": "vjL3L0AW7vnhRTo",
+        "FCOS_imprv_R_101_FPN_2x": "hTeMuRa4pwtCemq",
+        "FCOS_imprv_dcnv2_R_101_FPN_2x": "xq2Ll7s0hpaQycO",
+        "FCOS_X_101_32x8d_FPN_2x": "U5myBfGF7MviZ97",
+        "FCOS_imprv_X_101_32x8d_FPN_2x": "WZ0i7RZW5BRpJu6",
+        "FCOS_imprv_dcnv2_X_101_32x8d_FPN_2x": "08UK0OP67TogLCU",
+        "FCOS_X_101_64x4d_FPN_2x": "wpwoCi4S8iajFi9",
+        "FCOS_imprv_X_101_64x4d_FPN_2x": "rKOJtwvJwcKVOz8",
+        "FCOS_imprv_dcnv2_X_101_64x4d_FPN_2x": "jdtVmG7MlugEXB7",
+        "FCOS_syncbn_bs32_c128_MNV2_FPN_1x": "3GKwaxZhDSOlCZ0",
+        "FCOS_syncbn_bs32_MNV2_FPN_1x": "OpJtCJLj104i2Yc",
+        "FCOS_bn_bs16_MNV2_FPN_1x": "B6BrLAiAEAYQkcy",
+    }
+
+    @classmethod
+    def names(cls) -> list[str]:
+        """Every known catalog name (without the `catalog://` prefix)."""
+        return sorted(
+            [f"ImageNetPretrained/{k}" for k in (*cls.C2_IMAGENET_MODELS, *cls.TORCHVISION_MODELS)]
+            + [f"FCOS/{k}" for k in cls.FCOS_MODELS]
+        )
+
+    @classmethod
+    def get(cls, name: str) -> str:
+        """URL of `name` ("ImageNetPretrained/MSRA/R-50", "FCOS/FCOS_R_50_FPN_1x", ...).
+
+        A leading "catalog://" is accepted. The URL fragment (after '#'), when present, names the
+        file to cache the download as.
+        """
+        key = name.removeprefix("catalog://")
+        if key.startswith("ImageNetPretrained/"):
+            short = key[len("ImageNetPretrained/") :]
+            if short == "FAIR/20171220/X-101-64x4d":
+                return cls.X_101_64X4D_MIRROR
+            if short in cls.C2_IMAGENET_MODELS:
+                return f"{cls.S3_C2_DETECTRON_URL}/{cls.C2_IMAGENET_MODELS[short]}"
+            if short in cls.TORCHVISION_MODELS:
+                return cls.TORCHVISION_MODELS[short]
+        if key.startswith("FCOS/") and key[len("FCOS/") :] in cls.FCOS_MODELS:
+            model = key[len("FCOS/") :]
+            return cls._CLOUDSTOR.format(cls.FCOS_MODELS[model]) + f"#{model}.pth"
+        close = difflib.get_close_matches(key, cls.names(), n=3)
+        hint = f" Did you mean {', '.join(close)}?" if close else ""
+        raise KeyError(
+            f"model {name!r} is not in the catalog.{hint} Known: {', '.join(cls.names())}"
+        )

@@ -1,0 +1,201 @@
+"""`make_data_loader(cfg, is_train, is_distributed, start_iter)`: datasets to batches.
+
+Training returns ONE DataLoader that yields exactly `SOLVER.MAX_ITER - start_iter` batches
+`(images: ImageList, targets: tuple[BoxList], ids: tuple[int])`. Its batch sampler is a
+`SeededBatchSampler`: batch `it` holds `(dataset_index, aug_seed)` pairs with
+`aug_seed = derive_seed(cfg.SEED, it, slot * world_size + rank)`, and the index order is a pure
+function of cfg.SEED, so `make_data_loader(cfg, start_iter=k)` continues exactly where an
+interrupted run stopped (same images, same augmentation). Testing returns a list of DataLoaders,
+one per DATASETS.TEST entry, in dataset order.
+"""
+
+from __future__ import annotations
+
+import bisect
+import importlib
+import importlib.util
+import logging
+from typing import Any
+
+import cv2
+import torch
+import torch.distributed as dist
+
+from fcos_core.data.collate_batch import BatchCollator
+from fcos_core.data.datasets import COCODataset, ConcatDataset, PascalVOCDataset
+from fcos_core.data.samplers import (
+    DistributedSampler,
+    GroupedBatchSampler,
+    IterationBasedBatchSampler,
+    SeededBatchSampler,
+)
+from fcos_core.data.transforms import build_transforms
+
+logger = logging.getLogger(__name__)
+
+DATASET_FACTORIES = {"COCODataset": COCODataset, "PascalVOCDataset": PascalVOCDataset}
+
+
+def _world() -> tuple[int, int]:
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_world_size(), dist.get_rank()
+    return 1, 0
+
+
+def load_catalog(cfg: Any) -> Any:
+    """The cfg.PATHS_CATALOG module (name or .py file), after applying DATASETS.REGISTER."""
+    name = cfg.PATHS_CATALOG
+    if name.endswith(".py"):
+        spec = importlib.util.spec_from_file_location("fcos_user_paths_catalog", name)
+        if spec is None or spec.loader is None:
+            raise FileNotFoundError(f"PATHS_CATALOG file not found: {name}")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+    else:
+        module = importlib.import_module(name)
+    if hasattr(module, "register_from_cfg"):
+        module.register_from_cfg(cfg)
+    return module
+
+
+def build_dataset(
+    dataset_names: tuple[str, ...] | list[str],
+    transforms: Any,
+    catalog: Any,
+    is_train: bool = True,
+    skip_bad_images: bool = False,
+) -> list[Any]:
+    """Datasets for `dataset_names`; in training they are concatenated into one.
+
+    Returns:
+        [ConcatDataset or single dataset] in training, one dataset per name in testing.
+    """
+    if not isinstance(dataset_names, (list, tuple)) or not dataset_names:
+        raise ValueError(
+            f"DATASETS.{'TRAIN' if is_train else 'TEST'} must be a non-empty list of dataset "
+            f"names, got {dataset_names!r}"
+        )
+    datasets = []
+    for name in dataset_names:
+        entry = catalog.DatasetCatalog.get(name)
+        factory = DATASET_FACTORIES[entry["factory"]]
+        args = dict(entry["args"], transforms=transforms, name=name)
+        if factory is COCODataset:
+            args["remove_images_without_annotations"] = is_train
+        else:
+            args["use_difficult"] = not is_train
+            args["remove_images_without_annotations"] = is_train
+        args["skip_bad_images"] = skip_bad_images and is_train
+        datasets.append(factory(**args))
+    if not is_train:
+        return datasets
+    return [datasets[0] if len(datasets) == 1 else ConcatDataset(datasets)]
+
+
+def check_num_classes(cfg: Any, dataset: Any) -> None:
+    """MODEL.FCOS.NUM_CLASSES must be the dataset's category count + 1 (background)."""
+    num_categories = len(dataset.class_names)
+    if cfg.MODEL.FCOS.NUM_CLASSES != num_categories + 1:
+        raise ValueError(
+            f"MODEL.FCOS.NUM_CLASSES is {cfg.MODEL.FCOS.NUM_CLASSES} but dataset "
+            f"{getattr(dataset, 'name', '?')!r} has {num_categories} categories; set "
+            f"MODEL.FCOS.NUM_CLASSES {num_categories + 1} (categories + 1 for background)"
+        )
+
+
+def aspect_ratio_groups(dataset: Any) -> list[int]:
+    """Per image: 0 if landscape (height / width < 1), 1 otherwise (from annotation sizes)."""
+    groups = []
+    for i in range(len(dataset)):
+        info = dataset.get_img_info(i)
+        groups.append(bisect.bisect_right([1.0], float(info["height"]) / float(info["width"])))
+    return groups
+
+
+def make_batch_sampler(
+    dataset: Any,
+    sampler: Any,
+    aspect_grouping: bool,
+    images_per_batch: int,
+    num_iters: int | None = None,
+    start_iter: int = 0,
+) -> Any:
+    """Batch `sampler`'s indices (grouped by aspect ratio or not); iteration-based if num_iters."""
+    if aspect_grouping:
+        batch_sampler: Any = GroupedBatchSampler(
+            sampler, aspect_ratio_groups(dataset), images_per_batch
+        )
+    else:
+        batch_sampler = torch.utils.data.BatchSampler(sampler, images_per_batch, drop_last=False)
+    if num_iters is not None:
+        batch_sampler = IterationBasedBatchSampler(batch_sampler, num_iters, start_iter)
+    return batch_sampler
+
+
+def _worker_init(worker_id: int) -> None:
+    """One compute thread per loader worker; the workers themselves are the parallelism."""
+    torch.set_num_threads(1)
+    cv2.setNumThreads(1)
+
+
+def _images_per_process(total: int, key: str, world_size: int) -> int:
+    if total <= 0 or total % world_size != 0:
+        raise ValueError(
+            f"{key} ({total}) must be a positive multiple of the number of processes ({world_size})"
+        )
+    return total // world_size
+
+
+def _loader_for(
+    cfg: Any, dataset: Any, is_train: bool, world: tuple[int, int], start_iter: int
+) -> torch.utils.data.DataLoader:
+    """One DataLoader over `dataset` for this process (`world` = (world_size, rank))."""
+    world_size, rank = world
+    key = "SOLVER.IMS_PER_BATCH" if is_train else "TEST.IMS_PER_BATCH"
+    total = cfg.SOLVER.IMS_PER_BATCH if is_train else cfg.TEST.IMS_PER_BATCH
+    sampler = DistributedSampler(dataset, world_size, rank, shuffle=is_train, seed=cfg.SEED)
+    batch_sampler = make_batch_sampler(
+        dataset,
+        sampler,
+        cfg.DATALOADER.ASPECT_RATIO_GROUPING,
+        _images_per_process(total, key, world_size),
+        cfg.SOLVER.MAX_ITER if is_train else None,
+        start_iter,
+    )
+    if is_train:
+        batch_sampler = SeededBatchSampler(batch_sampler, cfg.SEED, rank, world_size)
+    return torch.utils.data.DataLoader(
+        dataset,
+        batch_sampler=batch_sampler,
+        num_workers=cfg.DATALOADER.NUM_WORKERS,
+        collate_fn=BatchCollator(cfg.DATALOADER.SIZE_DIVISIBILITY),
+        worker_init_fn=_worker_init,
+    )
+
+
+def make_data_loader(
+    cfg: Any, is_train: bool = True, is_distributed: bool = False, start_iter: int = 0
+) -> Any:
+    """Training: one DataLoader over DATASETS.TRAIN; testing: a list, one per DATASETS.TEST.
+
+    Args:
+        cfg: the config.
+        is_train: training (seeded shuffle, augmentation, SOLVER.MAX_ITER batches) or testing.
+        is_distributed: split the data across the processes of the default process group.
+        start_iter: first iteration (resume); training yields batches start_iter..MAX_ITER-1.
+
+    Returns:
+        Training: a DataLoader whose `batch_sampler` is a `SeededBatchSampler` (`len()` is
+        SOLVER.MAX_ITER). Testing: list of DataLoaders (plain indices, no shuffling; with several
+        processes each gets an interleaved share, padded by repeating the first indices).
+    """
+    world = _world() if is_distributed else (1, 0)
+    names = cfg.DATASETS.TRAIN if is_train else cfg.DATASETS.TEST
+    transforms = build_transforms(cfg, is_train)
+    skip = cfg.DATALOADER.SKIP_BAD_IMAGES
+    datasets = build_dataset(names, transforms, load_catalog(cfg), is_train, skip_bad_images=skip)
+    loaders = []
+    for dataset in datasets:
+        check_num_classes(cfg, dataset)
+        loaders.append(_loader_for(cfg, dataset, is_train, world, start_iter))
+    return loaders[0] if is_train else loaders

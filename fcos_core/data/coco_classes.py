@@ -1,0 +1,86 @@
+"""COCO class names and the two label numberings in use.
+
+COCO annotation files number the 80 object categories with ids 1..90 that leave 10 gaps (ids 12,
+26, 29, 30, 45, 66, 68, 69, 71 and 83 were dropped from the released dataset). Two numberings
+follow from that:
+
+- **COCO category id** (1..90, with gaps): what ``instances_*.json`` and the COCO evaluation use,
+  and, with index 0 for the background, the 91 rows of torchvision's detection models
+  (``torchvision.models.detection`` class index == COCO category id).
+- **Contiguous label** (1..80, no gaps): what fcos uses everywhere inside the model (label 0 means
+  background; head channel k predicts label k + 1). Label k + 1 is the k-th category id in
+  increasing order, which is also how `fcos_core.data.datasets.coco` numbers them.
+
+Use `contiguous_to_coco_id` / `coco_id_to_contiguous` (plain dicts) to go between them, and
+`COCO_CLASS_NAMES[label]` for a readable name (index 0 is "__background__").
+"""
+
+from __future__ import annotations
+
+# (COCO category id, name) of the 80 categories, in increasing id order.
+COCO_CATEGORIES: tuple[tuple[int, str], ...] = (
+    (1, "person"), (2, "bicycle"), (3, "car"), (4, "motorcycle"), (5, "airplane"),
+    (6, "bus"), (7, "train"), (8, "truck"), (9, "boat"), (10, "traffic light"),
+    (11, "fire hydrant"), (13, "stop sign"), (14, "parking meter"), (15, "bench"),
+    (16, "bird"), (17, "cat"), (18, "dog"), (19, "horse"), (20, "sheep"), (21, "cow"),
+    (22, "elephant"), (23, "bear"), (24, "zebra"), (25, "giraffe"), (27, "backpack"),
+    (28, "umbrella"), (31, "handbag"), (32, "tie"), (33, "suitcase"), (34, "frisbee"),
+    (35, "skis"), (36, "snowboard"), (37, "sports ball"), (38, "kite"),
+    (39, "baseball bat"), (40, "baseball glove"), (41, "skateboard"), (42, "surfboard"),
+    (43, "tennis racket"), (44, "bottle"), (46, "wine glass"), (47, "cup"), (48, "fork"),
+    (49, "knife"), (50, "spoon"), (51, "bowl"), (52, "banana"), (53, "apple"),
+    (54, "sandwich"), (55, "orange"), (56, "broccoli"), (57, "carrot"), (58, "hot dog"),
+    (59, "pizza"), (60, "donut"), (61, "cake"), (62, "chair"), (63, "couch"),
+    (64, "potted plant"), (65, "bed"), (67, "dining table"), (70, "toilet"), (72, "tv"),
+    (73, "laptop"), (74, "mouse"), (75, "remote"), (76, "keyboard"), (77, "cell phone"),
+    (78, "microwave"), (79, "oven"), (80, "toaster"), (81, "sink"), (82, "refrigerator"),
+    (84, "book"), (85, "clock"), (86, "vase"), (87, "scissors"), (88, "teddy bear"),
+    (89, "hair drier"), (90, "toothbrush"),
+)  # fmt: skip
+
+# Number of object classes (the head's channels for COCO; MODEL.FCOS.NUM_CLASSES is this + 1).
+NUM_COCO_CLASSES = len(COCO_CATEGORIES)
+# Rows of a torchvision COCO detection head: background (0) + category ids 1..90 incl. gaps.
+NUM_COCO_ID_SLOTS = 91
+# Name of label 0.
+BACKGROUND_NAME = "__background__"
+
+# Contiguous label (0 = background, 1..80) -> class name.
+COCO_CLASS_NAMES: tuple[str, ...] = (BACKGROUND_NAME,) + tuple(n for _, n in COCO_CATEGORIES)
+
+# Contiguous label (1..80) -> COCO category id (1..90).
+contiguous_to_coco_id: dict[int, int] = {
+    label: cat_id for label, (cat_id, _) in enumerate(COCO_CATEGORIES, start=1)
+}
+# COCO category id (1..90) -> contiguous label (1..80). The 10 unused ids are absent.
+coco_id_to_contiguous: dict[int, int] = {v: k for k, v in contiguous_to_coco_id.items()}
+
+# COCO category ids with no category (absent from coco_id_to_contiguous), plus 0 (background):
+# the 11 rows of a 91-row torchvision head that have no counterpart among the 80 labels.
+UNUSED_COCO_ID_SLOTS: tuple[int, ...] = tuple(
+    i for i in range(NUM_COCO_ID_SLOTS) if i not in coco_id_to_contiguous
+)
+
+
+def class_name(label: int) -> str:
+    """Readable name of a contiguous label (0..80).
+
+    Raises:
+        ValueError: for a label outside 0..80.
+    """
+    if not 0 <= label <= NUM_COCO_CLASSES:
+        raise ValueError(f"COCO contiguous label must be in 0..{NUM_COCO_CLASSES}, got {label}")
+    return COCO_CLASS_NAMES[label]
+
+
+__all__ = [
+    "BACKGROUND_NAME",
+    "COCO_CATEGORIES",
+    "COCO_CLASS_NAMES",
+    "NUM_COCO_CLASSES",
+    "NUM_COCO_ID_SLOTS",
+    "UNUSED_COCO_ID_SLOTS",
+    "class_name",
+    "coco_id_to_contiguous",
+    "contiguous_to_coco_id",
+]

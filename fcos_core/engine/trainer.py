@@ -1,0 +1,305 @@
+"""The training loop (maskrcnn-benchmark's ``do_train``), resumable exactly.
+
+Iterations are counted from 1 in logs, checkpoint names and ``arguments["iteration"]`` (the
+number of completed iterations). A checkpoint saved after iteration ``k`` resumes with a data
+loader built with ``start_iter=k``, the optimizer, scheduler, GradScaler and RNG states, so the
+rest of the run is the one an uninterrupted run would have had.
+"""
+
+from __future__ import annotations
+
+import datetime
+import logging
+import os
+import resource
+import time
+from typing import Any
+
+import torch
+from torch import nn
+
+from fcos_core.engine.amp import amp_dtype, autocast
+from fcos_core.engine.event_writer import EventWriter
+from fcos_core.utils.comm import broadcast_flag, get_world_size, is_main_process, reduce_dict
+from fcos_core.utils.metric_logger import MetricLogger
+
+logger = logging.getLogger(__name__)
+
+NONFINITE_POLICIES = ("stop", "skip")
+MB = 1024.0 * 1024.0
+
+
+class NonFiniteLossError(FloatingPointError):
+    """Training met a NaN/Inf loss with ``SOLVER.NONFINITE_LOSS`` "stop"."""
+
+
+def max_memory_mb(device: torch.device) -> float:
+    """Peak CUDA memory allocated, or the process's peak resident memory on CPU, in MB."""
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / MB
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # Linux: KB
+
+
+def current_rss_mb() -> float:
+    """Resident memory of this process now, in MB (0 where /proc is unavailable)."""
+    try:
+        with open("/proc/self/statm") as f:
+            pages = int(f.read().split()[1])
+    except (OSError, ValueError, IndexError):
+        return 0.0
+    return pages * os.sysconf("SC_PAGE_SIZE") / MB
+
+
+class Trainer:
+    """State of one training run; :func:`do_train` builds and runs it."""
+
+    def __init__(self, cfg: Any, model: nn.Module, optimizer: torch.optim.Optimizer, scheduler: Any,
+                 checkpointer: Any, device: torch.device, checkpoint_period: int,
+                 arguments: dict[str, Any], scaler: torch.amp.GradScaler | None,
+                 validate: Any = None) -> None:  # fmt: skip
+        self.model, self.optimizer, self.scheduler = model, optimizer, scheduler
+        self.checkpointer, self.device, self.arguments = checkpointer, device, arguments
+        self.checkpoint_period = checkpoint_period
+        self.scaler, self.validate = scaler, validate
+        self.max_iter = cfg.SOLVER.MAX_ITER
+        self.log_period = max(1, cfg.SOLVER.LOG_PERIOD)
+        self.test_period = cfg.SOLVER.TEST_PERIOD
+        self.clip = cfg.SOLVER.CLIP_GRAD_NORM
+        self.nonfinite = cfg.SOLVER.NONFINITE_LOSS
+        if self.nonfinite not in NONFINITE_POLICIES:
+            raise ValueError(
+                f"SOLVER.NONFINITE_LOSS must be one of stop, skip, got {self.nonfinite!r}"
+            )
+        self.amp_dtype = amp_dtype(cfg, device.type)
+        self.deadline = (
+            time.time() + 60 * cfg.SOLVER.MAX_MINUTES if cfg.SOLVER.MAX_MINUTES > 0 else None
+        )
+        self.start_iter = arguments.setdefault("iteration", 0)
+        arguments.setdefault("skipped_steps", 0)
+        self.meters = MetricLogger(delimiter="  ")
+        self.lr = optimizer.param_groups[0]["lr"]
+        self.writer = EventWriter(checkpointer.save_dir, is_main_process(), self.start_iter)
+
+    def run(self, data_loader: Any) -> None:
+        """Train from ``arguments["iteration"]`` to ``SOLVER.MAX_ITER`` (or the time limit)."""
+        logger.info("Start training at iteration %d of %d", self.start_iter, self.max_iter)
+        self.model.train()
+        start = end = time.time()
+        it = self.start_iter
+        try:
+            for it, (images, targets, _) in enumerate(data_loader, self.start_iter + 1):
+                data_time = time.time() - end
+                reduced = self.step(images, targets, it)
+                batch_time = time.time() - end
+                end = time.time()
+                self.after_step(it, reduced, {"time": batch_time, "data": data_time})
+                if self.time_is_up(it):
+                    break
+        finally:
+            self.writer.close()
+        done = it - self.start_iter
+        total = time.time() - start
+        logger.info(
+            "Total training time: %s (%.4f s / it)",
+            datetime.timedelta(seconds=int(total)),
+            total / max(done, 1),
+        )
+
+    def step(self, images: Any, targets: Any, it: int) -> dict[str, torch.Tensor] | None:
+        """One optimisation step; returns the process-averaged losses, None if skipped."""
+        images = images.to(self.device)
+        targets = [t.to(self.device) for t in targets]
+        with autocast(self.device.type, self.amp_dtype):
+            loss_dict = self.model(images, targets)
+        losses = sum(loss.float() for loss in loss_dict.values())
+        reduced = reduce_dict({**loss_dict, "loss": losses})
+        self.lr = self.optimizer.param_groups[0]["lr"]  # the rate this step uses
+        if not self.losses_are_finite(reduced, it):
+            self.optimizer.zero_grad(set_to_none=True)
+            self.scheduler.step()
+            return None
+        self.backward_and_update(losses)
+        self.scheduler.step()
+        return reduced
+
+    def backward_and_update(self, losses: torch.Tensor) -> None:
+        """Backward (scaled for float16), optional gradient clipping, optimizer step."""
+        if self.scaler is not None:
+            self.scaler.scale(losses).backward()
+            self.scaler.unscale_(self.optimizer)  # clip the true gradients
+        else:
+            losses.backward()
+        if self.clip > 0:
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.clip)
+        if self.scaler is not None:
+            self.scaler.step(self.optimizer)  # skipped by the scaler if gradients overflowed
+            self.scaler.update()
+        else:
+            self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+
+    def losses_are_finite(self, reduced: dict[str, torch.Tensor], it: int) -> bool:
+        """Check the reduced losses (identical on every rank, so all ranks agree).
+
+        Raises:
+            NonFiniteLossError: with policy "stop", naming the iteration and the loss.
+        """
+        values = torch.stack(list(reduced.values()))
+        if bool(torch.isfinite(values).all()):
+            return True
+        bad = [k for k, v in reduced.items() if not torch.isfinite(v) and k != "loss"] or ["loss"]
+        shown = ", ".join(f"{k} = {v.item():.4g}" for k, v in reduced.items())
+        if self.nonfinite == "stop":
+            last = (
+                self.checkpointer.get_checkpoint_file()
+                if self.checkpointer.has_checkpoint()
+                else "none"
+            )
+            raise NonFiniteLossError(
+                f"Non-finite loss at iteration {it}: {', '.join(bad)} is not finite ({shown}). "
+                f"Training stopped without saving; last good checkpoint: {last}. Try a lower "
+                "SOLVER.BASE_LR, SOLVER.CLIP_GRAD_NORM, or SOLVER.NONFINITE_LOSS skip."
+            )
+        self.arguments["skipped_steps"] += 1
+        logger.warning(
+            "Skipping iteration %d: non-finite %s (%s); %d step(s) skipped so far",
+            it,
+            ", ".join(bad),
+            shown,
+            self.arguments["skipped_steps"],
+        )
+        return False
+
+    def after_step(
+        self, it: int, reduced: dict[str, torch.Tensor] | None, times: dict[str, float]
+    ) -> None:
+        """Meters, log line, metrics.json, checkpoints and periodic validation."""
+        self.arguments["iteration"] = it
+        if reduced is not None:
+            self.meters.update(**reduced)
+        self.meters.update(**times)
+        if it % self.log_period == 0 or it == self.max_iter:
+            self.log(it)
+        if it % self.checkpoint_period == 0:
+            self.checkpointer.save(f"model_{it:07d}", **self.arguments)
+        if it == self.max_iter:
+            self.checkpointer.save("model_final", **self.arguments)
+        if self.validate is not None and self.test_period > 0 and it % self.test_period == 0:
+            metrics = self.validate(self.model)
+            self.writer.write(it, {f"val/{k}": v for k, v in (metrics or {}).items()})
+            self.model.train()
+
+    def log(self, it: int) -> None:
+        """The maskrcnn-benchmark log line, and the same numbers to metrics.json."""
+        lr = self.lr
+        eta_seconds = (
+            self.meters.time.global_avg * (self.max_iter - it)
+            if "time" in self.meters.meters
+            else 0.0
+        )
+        mem = max_memory_mb(self.device)
+        logger.info("  ".join([
+            f"eta: {datetime.timedelta(seconds=int(eta_seconds))}", f"iter: {it}", str(self.meters),
+            f"lr: {lr:.6f}", f"max mem: {mem:.0f}",
+        ]))  # fmt: skip
+        record = {name: m.latest for name, m in self.meters.meters.items()}
+        record.update(
+            lr=lr,
+            eta_seconds=eta_seconds,
+            max_mem_mb=mem,
+            rss_mb=current_rss_mb(),
+            skipped_steps=self.arguments["skipped_steps"],
+        )
+        self.writer.write(it, record)
+
+    def time_is_up(self, it: int) -> bool:
+        """True (on every rank) once SOLVER.MAX_MINUTES have passed; saves model_final then."""
+        if self.deadline is None or it >= self.max_iter:
+            return False
+        if not broadcast_flag(time.time() > self.deadline):
+            return False
+        logger.info(
+            "SOLVER.MAX_MINUTES reached after iteration %d of %d: stopping", it, self.max_iter
+        )
+        self.log(it)
+        self.checkpointer.save("model_final", **self.arguments)
+        return True
+
+
+def validation_function(cfg: Any, data_loader_val: Any) -> Any:
+    """callable(model) -> bbox metrics of the first of ``data_loader_val`` (one or a list)."""
+    from fcos_core.engine.inference import inference  # inference imports the evaluators
+
+    loaders = data_loader_val if isinstance(data_loader_val, (list, tuple)) else [data_loader_val]
+
+    def validate(model: nn.Module) -> dict[str, float]:
+        model = model.module if isinstance(model, nn.parallel.DistributedDataParallel) else model
+        results = [
+            inference(
+                model,
+                loader,
+                dataset_name=getattr(loader.dataset, "name", "val"),
+                device=cfg.MODEL.DEVICE,
+            )
+            for loader in loaders
+        ]
+        first = results[0]  # (COCOResults, ...) on rank 0 for COCO data; None on other ranks
+        if isinstance(first, tuple) and hasattr(first[0], "results"):
+            return dict(first[0].results.get("bbox", {}))
+        return dict(first) if isinstance(first, dict) and "map" in first else {}
+
+    return validate
+
+
+def do_train(
+    cfg: Any,
+    model: nn.Module,
+    data_loader: Any,
+    data_loader_val: Any,
+    optimizer: torch.optim.Optimizer,
+    scheduler: Any,
+    checkpointer: Any,
+    device: torch.device | str,
+    checkpoint_period: int,
+    arguments: dict[str, Any],
+    *,
+    scaler: torch.amp.GradScaler | None = None,
+) -> None:
+    """Train ``model`` on ``data_loader`` (maskrcnn-benchmark's entry point).
+
+    Args:
+        cfg: config (SOLVER.*, AMP.*).
+        model: the detector, already on ``device`` (DDP-wrapped when distributed).
+        data_loader: yields ``(ImageList, tuple[BoxList], ids)``, ``MAX_ITER - start_iter``
+            batches, starting at ``arguments["iteration"]``.
+        data_loader_val: test loader (or list of them) evaluated every SOLVER.TEST_PERIOD
+            iterations (metrics to the log and metrics.json as ``val/AP`` ...); may be None.
+        optimizer, scheduler: from :mod:`fcos_core.solver`.
+        checkpointer: a Checkpointer whose ``save_dir`` receives checkpoints and metrics.json.
+        device: the training device.
+        checkpoint_period: save ``model_{iter:07d}.pth`` every this many iterations.
+        arguments: mutable run state saved in checkpoints; ``"iteration"`` = iterations done.
+        scaler: GradScaler for float16 AMP (default: ``checkpointer.scaler``).
+
+    Raises:
+        NonFiniteLossError: a non-finite loss with SOLVER.NONFINITE_LOSS "stop".
+    """
+    if scaler is None:
+        scaler = getattr(checkpointer, "scaler", None)
+    validate = None
+    if data_loader_val is not None and cfg.SOLVER.TEST_PERIOD > 0:
+        validate = validation_function(cfg, data_loader_val)
+    trainer = Trainer(
+        cfg,
+        model,
+        optimizer,
+        scheduler,
+        checkpointer,
+        torch.device(device),
+        checkpoint_period,
+        arguments,
+        scaler,
+        validate,
+    )
+    logger.info("Training on %d process(es)", get_world_size())
+    trainer.run(data_loader)

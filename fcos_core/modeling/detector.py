@@ -1,0 +1,92 @@
+"""The detector: backbone (body + FPN) and the FCOS module, maskrcnn-benchmark's GeneralizedRCNN.
+
+Dimension key: N images, H x W padded input size, L levels.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from torch import Tensor, nn
+from yacs.config import CfgNode
+
+from fcos_core.modeling.backbone import build_backbone
+from fcos_core.modeling.fcos import FCOSModule
+from fcos_core.structures import BoxList, ImageList, to_image_list
+
+
+class GeneralizedRCNN(nn.Module):
+    """Backbone + FCOS. State-dict keys: ``backbone.body.*``, ``backbone.fpn.*``, ``rpn.head.*``.
+
+    Args:
+        backbone: maps Tensor[N, 3, H, W] to L feature maps (P3..P7).
+        rpn: the FCOS module (head, loss, post-processor).
+        size_divisibility: padding multiple used when images come as a list of tensors.
+    """
+
+    def __init__(self, *, backbone: nn.Module, rpn: FCOSModule, size_divisibility: int = 0) -> None:
+        super().__init__()
+        self.backbone = backbone
+        self.rpn = rpn
+        self.size_divisibility = size_divisibility
+
+    @classmethod
+    def from_config(cls, cfg: CfgNode) -> GeneralizedRCNN:
+        """Build backbone and FCOS module; checks that their strides agree."""
+        backbone = build_backbone(cfg)
+        strides = list(getattr(backbone, "out_strides", cfg.MODEL.FCOS.FPN_STRIDES))
+        if strides != list(cfg.MODEL.FCOS.FPN_STRIDES):
+            raise ValueError(
+                f"MODEL.FCOS.FPN_STRIDES {list(cfg.MODEL.FCOS.FPN_STRIDES)} do not match the "
+                f"strides of the backbone {cfg.MODEL.BACKBONE.CONV_BODY}: {strides}"
+            )
+        return cls(
+            backbone=backbone,
+            rpn=FCOSModule.from_config(cfg),
+            size_divisibility=cfg.DATALOADER.SIZE_DIVISIBILITY,
+        )
+
+    def forward(
+        self,
+        images: ImageList | Sequence[Tensor] | Tensor,
+        targets: Sequence[BoxList] | None = None,
+    ) -> dict[str, Tensor] | list[BoxList]:
+        """Losses in training, detections in eval.
+
+        Args:
+            images: an ImageList, or Tensor[3, H_i, W_i] images (batched with padding to
+                ``size_divisibility``).
+            targets: N BoxLists (xyxy, field "labels" in 1..C) in the input frame; required in
+                training.
+
+        Returns:
+            Training: {"loss_cls", "loss_reg", "loss_centerness"} scalar tensors.
+            Eval: N BoxLists with "scores" and "labels", in the frame of each un-padded input.
+        """
+        if self.training and targets is None:
+            raise ValueError("GeneralizedRCNN: targets (list of BoxList) are required in training")
+        images = to_image_list(images, self.size_divisibility)
+        features = self.backbone(images.tensors)
+        detections, losses = self.rpn(images, features, targets)
+        if self.training:
+            return losses
+        return detections
+
+
+# MODEL.META_ARCHITECTURE -> detector class.
+META_ARCHITECTURES: dict[str, type[GeneralizedRCNN]] = {"GeneralizedRCNN": GeneralizedRCNN}
+
+
+def build_detection_model(cfg: CfgNode) -> GeneralizedRCNN:
+    """Build the detector described by ``cfg`` (on the CPU; move it with ``.to(device)``)."""
+    name = cfg.MODEL.META_ARCHITECTURE
+    if name not in META_ARCHITECTURES:
+        raise ValueError(
+            f"MODEL.META_ARCHITECTURE must be one of {', '.join(META_ARCHITECTURES)}, got {name!r}"
+        )
+    if not cfg.MODEL.FCOS_ON or cfg.MODEL.RETINANET_ON:
+        raise ValueError(
+            "fcos builds FCOS detectors only: need MODEL.FCOS_ON True and MODEL.RETINANET_ON "
+            f"False, got {cfg.MODEL.FCOS_ON} and {cfg.MODEL.RETINANET_ON}"
+        )
+    return META_ARCHITECTURES[name].from_config(cfg)

@@ -1,0 +1,21 @@
+"""The FCOS head, its targets, losses, post-processing and test-time augmentation."""
+
+from __future__ import annotations
+
+from fcos_core.modeling.fcos.head import FCOSHead
+from fcos_core.modeling.fcos.locations import compute_locations, compute_locations_per_level
+from fcos_core.modeling.fcos.loss import FCOSLossComputation
+from fcos_core.modeling.fcos.module import FCOSModule
+from fcos_core.modeling.fcos.postprocess import FCOSPostProcessor
+from fcos_core.modeling.fcos.tta import FCOSTestTimeAugmentation, im_detect_bbox_aug
+
+__all__ = [
+    "FCOSHead",
+    "FCOSLossComputation",
+    "FCOSModule",
+    "FCOSPostProcessor",
+    "FCOSTestTimeAugmentation",
+    "compute_locations",
+    "compute_locations_per_level",
+    "im_detect_bbox_aug",
+]

@@ -1,0 +1,426 @@
+"""Export an fcos detector to ONNX, with dynamic image size.
+
+Two graphs can be written (``mode``):
+
+- ``"head"``: backbone + head. Input ``images`` float32 [N, 3, H, W], already normalised the way
+  the model expects (INPUT.PIXEL_MEAN/STD, TO_BGR255) and padded (N, H and W are dynamic).
+  Outputs, for each level l of P3..P7 (named ``p3``..``p7`` after log2 of the stride):
+  ``cls_logits_pl`` [N, C, H_l, W_l], ``bbox_reg_pl`` [N, 4, H_l, W_l] (l, t, r, b distances in
+  input pixels, as the model's head gives them in eval) and ``centerness_pl`` [N, 1, H_l, W_l].
+- ``"detector"`` (default): the complete detector for one image. Input ``image`` float32
+  [1, 3, H, W]: an RGB image with values 0..255, already resized to the test size (H and W are
+  dynamic). The graph does the normalisation of the data pipeline, zero-pads to
+  DATALOADER.SIZE_DIVISIBILITY, runs backbone and head, and the FCOS post-processing of
+  `fcos_core.modeling.fcos.postprocess` (threshold, top-k per level, decoding, clipping,
+  class-aware NMS, best DETECTIONS_PER_IMG). Outputs ``boxes`` float32 [K, 4] (xyxy, in the
+  pixels of the input image), ``scores`` float32 [K] (decreasing) and ``labels`` int64 [K]
+  (contiguous labels 1..C).
+
+The legacy TorchScript-based exporter (``torch.onnx.export(..., dynamo=False)``) is used: it
+handles the data-dependent sizes of post-processing (NonZero, TopK, NonMaxSuppression via
+``torchvision.ops.nms``) without extra packages. Deformable convolutions (dcnv2 configs) become
+ONNX ``DeformConv`` (opset 19; onnxruntime 1.31 runs it), so those configs are exported with
+opset 19.
+
+Dimension key: N images, L levels, C classes, R_l locations of level l, K detections.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+import torchvision
+from torch import Tensor, nn
+from yacs.config import CfgNode
+
+from fcos_core.data.coco_classes import COCO_CLASS_NAMES
+from fcos_core.modeling.fcos.locations import compute_locations_per_level
+from fcos_core.modeling.fcos.postprocess import THRESHOLD_ON, decode_boxes
+
+# ONNX opset written by default (onnxruntime >= 1.14 runs it).
+DEFAULT_OPSET = 17
+# First opset with DeformConv; the default for models with deformable convolutions.
+DEFORM_CONV_OPSET = 19
+# Graph kinds that can be exported.
+EXPORT_MODES = ("detector", "head")
+# Pixel range of the detector graph's input (what ToTensor divides by).
+PIXEL_RANGE = 255.0
+# Padding multiple used when DATALOADER.SIZE_DIVISIBILITY is 0 (the coarsest stride needs it
+# only for exact equality with a padded batch; the FPN itself accepts any size).
+DEFAULT_SIZE_DIVISIBILITY = 32
+# Image size (H, W) traced when none is given.
+DEFAULT_SAMPLE_SIZE = (256, 320)
+
+
+def level_names(strides: Sequence[int]) -> list[str]:
+    """["p3", "p4", ...]: one name per FPN stride (2 ** k -> "pk")."""
+    return [f"p{round(math.log2(s))}" for s in strides]
+
+
+def head_output_names(strides: Sequence[int]) -> list[str]:
+    """Output names of the "head" graph: all cls_logits, then bbox_reg, then centerness."""
+    names = level_names(strides)
+    return [f"{kind}_{n}" for kind in ("cls_logits", "bbox_reg", "centerness") for n in names]
+
+
+@dataclass(frozen=True)
+class PostProcessSpec:
+    """Post-processing settings (the keys FCOSPostProcessor reads).
+
+    Attributes:
+        strides: FPN strides of P3..P7.
+        location_offset: MODEL.FCOS.LOCATION_OFFSET.
+        threshold: MODEL.FCOS.INFERENCE_TH.
+        threshold_on: MODEL.FCOS.INFERENCE_TH_ON ("cls" or "score").
+        pre_nms_top_n: MODEL.FCOS.PRE_NMS_TOP_N.
+        nms_threshold: MODEL.FCOS.NMS_TH.
+        detections_per_img: TEST.DETECTIONS_PER_IMG.
+    """
+
+    strides: tuple[int, ...]
+    location_offset: str
+    threshold: float
+    threshold_on: str
+    pre_nms_top_n: int
+    nms_threshold: float
+    detections_per_img: int
+
+    @classmethod
+    def from_config(cls, cfg: CfgNode) -> PostProcessSpec:
+        f = cfg.MODEL.FCOS
+        return cls(
+            strides=tuple(f.FPN_STRIDES),
+            location_offset=f.LOCATION_OFFSET,
+            threshold=float(f.INFERENCE_TH),
+            threshold_on=f.INFERENCE_TH_ON,
+            pre_nms_top_n=int(f.PRE_NMS_TOP_N),
+            nms_threshold=float(f.NMS_TH),
+            detections_per_img=int(cfg.TEST.DETECTIONS_PER_IMG),
+        )
+
+
+@dataclass(frozen=True)
+class PreprocessSpec:
+    """Input normalisation: INPUT.PIXEL_MEAN/STD/TO_BGR255 and DATALOADER.SIZE_DIVISIBILITY."""
+
+    pixel_mean: tuple[float, float, float]
+    pixel_std: tuple[float, float, float]
+    to_bgr255: bool
+    size_divisibility: int
+
+    @classmethod
+    def from_config(cls, cfg: CfgNode) -> PreprocessSpec:
+        return cls(
+            pixel_mean=tuple(cfg.INPUT.PIXEL_MEAN),
+            pixel_std=tuple(cfg.INPUT.PIXEL_STD),
+            to_bgr255=bool(cfg.INPUT.TO_BGR255),
+            size_divisibility=int(cfg.DATALOADER.SIZE_DIVISIBILITY) or DEFAULT_SIZE_DIVISIBILITY,
+        )
+
+    def normalize(self, image: Tensor) -> Tensor:
+        """RGB 0..255 Tensor[N, 3, H, W] -> the network's input, as the data pipeline does it."""
+        x = image / PIXEL_RANGE  # ToTensor: RGB in [0, 1]
+        if self.to_bgr255:
+            x = x.flip(1) * PIXEL_RANGE  # BGR in [0, 255]
+        mean = torch.tensor(self.pixel_mean, dtype=x.dtype).view(1, 3, 1, 1)
+        std = torch.tensor(self.pixel_std, dtype=x.dtype).view(1, 3, 1, 1)
+        return (x - mean) / std
+
+    def pad(self, x: Tensor) -> Tensor:
+        """Zero-pad bottom/right of Tensor[N, 3, H, W] to multiples of size_divisibility."""
+        d = self.size_divisibility
+        height, width = x.shape[-2:]
+        pad_h = (d - height % d) % d
+        pad_w = (d - width % d) % d
+        return nn.functional.pad(x, [0, pad_w, 0, pad_h])
+
+
+class HeadGraph(nn.Module):
+    """Backbone + head of a detector; forward returns the 3 * L head maps as a flat tuple."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.backbone = model.backbone
+        self.head = model.rpn.head
+
+    def forward(self, images: Tensor) -> tuple[Tensor, ...]:
+        """images Tensor[N, 3, H, W] -> (cls_logits_l..., bbox_reg_l..., centerness_l...)."""
+        logits, bbox_reg, centerness = self.head(self.backbone(images))
+        return (*logits, *bbox_reg, *centerness)
+
+
+class DetectorGraph(nn.Module):
+    """Pre-processing + backbone + head + FCOS post-processing for one RGB 0..255 image.
+
+    Args:
+        model: a built detector (``.backbone``, ``.rpn.head``), in eval mode.
+        preprocess: normalisation and padding of the data pipeline.
+        postprocess: settings of the post-processor.
+    """
+
+    def __init__(
+        self, model: nn.Module, *, preprocess: PreprocessSpec, postprocess: PostProcessSpec
+    ) -> None:
+        super().__init__()
+        if postprocess.threshold_on not in THRESHOLD_ON:
+            raise ValueError(
+                f"MODEL.FCOS.INFERENCE_TH_ON must be one of {', '.join(THRESHOLD_ON)}, "
+                f"got {postprocess.threshold_on!r}"
+            )
+        self.net = HeadGraph(model)
+        self.pre = preprocess
+        self.post = postprocess
+
+    def forward(self, image: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """image Tensor[1, 3, H, W] (RGB, 0..255) -> boxes [K, 4], scores [K], labels [K]."""
+        height, width = image.shape[-2:]
+        outputs = self.net(self.pre.pad(self.pre.normalize(image)))
+        num_levels = len(self.post.strides)
+        per_level = [
+            self._level_candidates(
+                outputs[i], outputs[num_levels + i], outputs[2 * num_levels + i], i, height, width
+            )
+            for i in range(num_levels)
+        ]
+        boxes, scores, labels = (torch.cat(parts, dim=0) for parts in zip(*per_level))
+        return self._select(boxes, scores, labels)
+
+    def _level_candidates(
+        self, logits: Tensor, reg: Tensor, ctr: Tensor, level: int, height: int, width: int
+    ) -> tuple[Tensor, Tensor, Tensor]:
+        """Best candidates of one level: clipped boxes [K_l, 4], scores [K_l], labels [K_l].
+
+        Args:
+            logits: Tensor[1, C, H_l, W_l]. reg: Tensor[1, 4, H_l, W_l] pixel distances.
+            ctr: Tensor[1, 1, H_l, W_l]. level: index into the strides. height, width: the
+            un-padded image size the boxes are clipped to.
+        """
+        num_classes = logits.shape[1]
+        cls_prob = logits[0].permute(1, 2, 0).reshape(-1, num_classes).sigmoid()  # (R_l, C)
+        reg = reg[0].permute(1, 2, 0).reshape(-1, 4)  # (R_l, 4)
+        ctr_prob = ctr[0].permute(1, 2, 0).reshape(-1).sigmoid()  # (R_l,)
+        joint = cls_prob * ctr_prob[:, None]  # (R_l, C)
+        tested = joint.sqrt() if self.post.threshold_on == "score" else cls_prob
+        flat = (tested > self.post.threshold).reshape(-1).nonzero().reshape(-1)  # (K,)
+        scores = joint.reshape(-1)[flat]  # (K,)
+        order = scores.argsort(descending=True)[: self.post.pre_nms_top_n]
+        flat, scores = flat[order], scores[order]
+        loc = torch.div(flat, num_classes, rounding_mode="floor")
+        stride = self.post.strides[level]
+        locations = compute_locations_per_level(
+            logits.shape[-2], logits.shape[-1], stride, offset=self.post.location_offset
+        )  # (R_l, 2)
+        boxes = decode_boxes(locations[loc], reg[loc])  # (K, 4)
+        x1, y1, x2, y2 = boxes.unbind(dim=1)
+        boxes = torch.stack(
+            (x1.clamp(0, width), y1.clamp(0, height), x2.clamp(0, width), y2.clamp(0, height)),
+            dim=1,
+        )
+        return boxes, scores.sqrt(), flat % num_classes + 1
+
+    def _select(
+        self, boxes: Tensor, scores: Tensor, labels: Tensor
+    ) -> tuple[Tensor, Tensor, Tensor]:
+        """Class-aware NMS (boxes of each label shifted apart) and the best detections."""
+        # Boxes are clipped to >= 0, so a zero keeps the maximum right and the tensor non-empty.
+        span = torch.cat((boxes.reshape(-1), boxes.new_zeros(1))).max() + 1
+        shifted = boxes + (labels.to(boxes.dtype) * span)[:, None]  # (K, 4)
+        keep = torchvision.ops.nms(shifted, scores, self.post.nms_threshold)
+        keep = keep[: self.post.detections_per_img]
+        return boxes[keep], scores[keep], labels[keep]
+
+
+@torch.onnx.symbolic_helper.parse_args(
+    "v", "v", "v", "v", "v", "i", "i", "i", "i", "i", "i", "i", "i", "b"
+)
+def _deform_conv2d_symbolic(
+    g, x, weight, offset, mask, bias, stride_h, stride_w, pad_h, pad_w, dil_h, dil_w,
+    weight_groups, offset_groups, use_mask,
+):  # fmt: skip
+    """torchvision::deform_conv2d -> ONNX DeformConv (same offset and mask layout)."""
+    kernel = torch.onnx.symbolic_helper._get_tensor_sizes(weight)[-2:]
+    inputs = [x, weight, offset, bias] + ([mask] if use_mask else [])
+    return g.op(
+        "DeformConv",
+        *inputs,
+        dilations_i=[dil_h, dil_w],
+        group_i=weight_groups,
+        kernel_shape_i=kernel,
+        offset_group_i=offset_groups,
+        pads_i=[pad_h, pad_w, pad_h, pad_w],
+        strides_i=[stride_h, stride_w],
+    )
+
+
+def choose_opset(model: nn.Module, opset: int | None) -> int:
+    """``opset``, or the default for ``model`` when None (DEFORM_CONV_OPSET if it has DCNs).
+
+    Raises:
+        ValueError: when the model has deformable convolutions and ``opset`` < 19.
+    """
+    from fcos_core.layers.dcn import ModulatedDeformConv
+
+    has_dcn = any(isinstance(m, ModulatedDeformConv) for m in model.modules())
+    if opset is None:
+        return DEFORM_CONV_OPSET if has_dcn else DEFAULT_OPSET
+    if has_dcn and opset < DEFORM_CONV_OPSET:
+        raise ValueError(
+            f"the model has deformable convolutions, which need ONNX opset >= {DEFORM_CONV_OPSET} "
+            f"(DeformConv); got opset {opset}"
+        )
+    return opset
+
+
+def build_export_module(model: nn.Module, cfg: CfgNode, mode: str = "detector") -> nn.Module:
+    """The module traced for ``mode`` ("detector" or "head"), wrapping ``model`` (eval, CPU)."""
+    if mode not in EXPORT_MODES:
+        raise ValueError(f"ONNX export mode must be one of {', '.join(EXPORT_MODES)}, got {mode!r}")
+    model = model.eval().cpu()
+    if mode == "head":
+        return HeadGraph(model).eval()
+    return DetectorGraph(
+        model,
+        preprocess=PreprocessSpec.from_config(cfg),
+        postprocess=PostProcessSpec.from_config(cfg),
+    ).eval()
+
+
+def _io_spec(cfg: CfgNode, mode: str) -> tuple[list[str], list[str], dict[str, dict[int, str]]]:
+    """(input names, output names, dynamic axes) of the graph."""
+    if mode == "head":
+        outputs = head_output_names(cfg.MODEL.FCOS.FPN_STRIDES)
+        dynamic = {"images": {0: "batch", 2: "height", 3: "width"}}
+        for name in outputs:
+            dynamic[name] = {0: "batch", 2: f"{name}_height", 3: f"{name}_width"}
+        return ["images"], outputs, dynamic
+    outputs = ["boxes", "scores", "labels"]
+    dynamic = {"image": {2: "height", 3: "width"}}
+    dynamic.update({name: {0: "detections"} for name in outputs})
+    return ["image"], outputs, dynamic
+
+
+def sample_input(cfg: CfgNode, mode: str, size: tuple[int, int] = DEFAULT_SAMPLE_SIZE) -> Tensor:
+    """A random input of the graph's kind at (H, W) ``size`` (used for tracing)."""
+    generator = torch.Generator().manual_seed(0)
+    if mode == "head":
+        return torch.randn((1, 3, *size), generator=generator)
+    return torch.rand((1, 3, *size), generator=generator) * PIXEL_RANGE
+
+
+def export_onnx(
+    model: nn.Module,
+    cfg: CfgNode,
+    path: str | os.PathLike,
+    *,
+    mode: str = "detector",
+    sample_size: tuple[int, int] = DEFAULT_SAMPLE_SIZE,
+    opset: int | None = None,
+    class_names: Sequence[str] | None = None,
+) -> str:
+    """Trace ``model`` and write the ONNX graph of ``mode`` to ``path``.
+
+    Args:
+        model: a built detector with its weights loaded.
+        cfg: the config it was built from (input normalisation, post-processing settings).
+        path: output ``.onnx`` file (folders are created).
+        mode: "detector" (complete, one image) or "head" (backbone + head, any batch).
+        sample_size: (H, W) of the traced input; the graph accepts other sizes.
+        opset: ONNX opset version (None: `choose_opset`).
+        class_names: names of labels 0..C, stored in the model metadata (default: COCO names
+            for an 81-class config, else "class_k").
+
+    Returns:
+        the written path.
+    """
+    opset = choose_opset(model, opset)
+    module = build_export_module(model, cfg, mode)
+    inputs, outputs, dynamic = _io_spec(cfg, mode)
+    path = os.fspath(path)
+    if os.path.dirname(path):
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore", torch.jit.TracerWarning)
+        warnings.simplefilter("ignore", DeprecationWarning)
+        warnings.simplefilter("ignore", FutureWarning)
+        torch.onnx.register_custom_op_symbolic(
+            "torchvision::deform_conv2d", _deform_conv2d_symbolic, DEFORM_CONV_OPSET
+        )
+        torch.onnx.export(
+            module,
+            (sample_input(cfg, mode, sample_size),),
+            path,
+            dynamo=False,
+            input_names=inputs,
+            output_names=outputs,
+            dynamic_axes=dynamic,
+            opset_version=opset,
+        )
+    _write_metadata(path, export_metadata(cfg, mode, class_names))
+    return path
+
+
+def default_class_names(num_classes: int) -> list[str]:
+    """Names of labels 0..C for MODEL.FCOS.NUM_CLASSES = C + 1 (COCO names when C is 80)."""
+    if num_classes == len(COCO_CLASS_NAMES):
+        return list(COCO_CLASS_NAMES)
+    return ["__background__"] + [f"class_{k}" for k in range(1, num_classes)]
+
+
+def export_metadata(
+    cfg: CfgNode, mode: str, class_names: Sequence[str] | None = None
+) -> dict[str, str]:
+    """Strings stored in the ONNX file's metadata, read by ``demo/onnx_demo.py``.
+
+    Keys: ``fcos_mode``, ``min_size_test``, ``max_size_test``, ``size_divisibility``,
+    ``class_names`` (JSON list, index = label) and ``levels`` (JSON list, "head" outputs).
+    """
+    names = list(class_names) if class_names else default_class_names(cfg.MODEL.FCOS.NUM_CLASSES)
+    if len(names) != cfg.MODEL.FCOS.NUM_CLASSES:
+        raise ValueError(
+            f"class_names must list MODEL.FCOS.NUM_CLASSES = {cfg.MODEL.FCOS.NUM_CLASSES} names "
+            f"(background first), got {len(names)}"
+        )
+    return {
+        "fcos_mode": mode,
+        "min_size_test": str(cfg.INPUT.MIN_SIZE_TEST),
+        "max_size_test": str(cfg.INPUT.MAX_SIZE_TEST),
+        "size_divisibility": str(PreprocessSpec.from_config(cfg).size_divisibility),
+        "class_names": json.dumps(names),
+        "levels": json.dumps(level_names(cfg.MODEL.FCOS.FPN_STRIDES)),
+    }
+
+
+def _write_metadata(path: str, metadata: dict[str, str]) -> None:
+    """Add ``metadata`` to the ``metadata_props`` of the ONNX file at ``path`` (in place)."""
+    import onnx
+
+    proto = onnx.load(path, load_external_data=False)
+    for key, value in metadata.items():
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = key, value
+    onnx.save(proto, path)
+
+
+__all__ = [
+    "DEFAULT_OPSET",
+    "DEFAULT_SAMPLE_SIZE",
+    "DEFORM_CONV_OPSET",
+    "EXPORT_MODES",
+    "DetectorGraph",
+    "HeadGraph",
+    "PostProcessSpec",
+    "PreprocessSpec",
+    "build_export_module",
+    "choose_opset",
+    "export_metadata",
+    "export_onnx",
+    "head_output_names",
+    "level_names",
+    "sample_input",
+]

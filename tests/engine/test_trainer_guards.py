@@ -1,0 +1,141 @@
+"""do_train guards on a toy model: non-finite losses (stop / skip), clipping, time limit, AMP."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from fcos_core.config import cfg as global_cfg
+from fcos_core.engine.event_writer import read_metrics
+from fcos_core.engine.trainer import NonFiniteLossError, do_train
+from fcos_core.solver import make_lr_scheduler, make_optimizer
+from fcos_core.utils.checkpoint import Checkpointer
+
+
+class _Batch:
+    def __init__(self, x: torch.Tensor) -> None:
+        self.x = x
+
+    def to(self, device):
+        return _Batch(self.x.to(device))
+
+
+class _Target:
+    def to(self, device):
+        return self
+
+
+class _Toy(nn.Module):
+    """Two 'losses'; ``loss_reg`` becomes ``bad_value`` at the iterations in ``bad_calls``."""
+
+    def __init__(self, bad_calls=(), bad_value=float("nan")) -> None:
+        super().__init__()
+        self.w = nn.Parameter(torch.ones(4))
+        self.calls = 0
+        self.bad_calls, self.bad_value = set(bad_calls), bad_value
+
+    def forward(self, batch, targets):
+        self.calls += 1
+        loss_cls = (batch.x * self.w).pow(2).mean()
+        loss_reg = (self.w - 3).abs().mean()
+        if self.calls in self.bad_calls:
+            loss_reg = loss_reg * self.bad_value
+        return {"loss_cls": loss_cls, "loss_reg": loss_reg}
+
+
+def _loader(n: int, start: int = 0):
+    g = torch.Generator().manual_seed(0)
+    batches = [(_Batch(torch.randn(2, 4, generator=g)), (_Target(),), (0,)) for _ in range(n)]
+    return batches[start:]
+
+
+def _cfg(**solver):
+    cfg = global_cfg.clone()
+    cfg.SOLVER.MAX_ITER = 6
+    cfg.SOLVER.BASE_LR = 0.1
+    cfg.SOLVER.STEPS = (100,)
+    cfg.SOLVER.WARMUP_ITERS = 0
+    cfg.SOLVER.LOG_PERIOD = 1
+    for k, v in solver.items():
+        setattr(cfg.SOLVER, k, v)
+    return cfg
+
+
+def _run(cfg, model, out, period=2, amp=False):
+    cfg.AMP.ENABLED = amp
+    optimizer = make_optimizer(cfg, model)
+    scheduler = make_lr_scheduler(cfg, optimizer)
+    ckpt = Checkpointer(model, optimizer, scheduler, save_dir=str(out), save_to_disk=True)
+    arguments = {"iteration": 0}
+    do_train(
+        cfg,
+        model,
+        _loader(cfg.SOLVER.MAX_ITER),
+        None,
+        optimizer,
+        scheduler,
+        ckpt,
+        "cpu",
+        period,
+        arguments,
+    )
+    return arguments
+
+
+def test_nonfinite_loss_stops_with_iteration_and_name(tmp_path):
+    model = _Toy(bad_calls={3})
+    with pytest.raises(NonFiniteLossError, match=r"iteration 3: loss_reg is not finite") as info:
+        _run(_cfg(NONFINITE_LOSS="stop"), model, tmp_path)
+    assert "model_0000002.pth" in str(info.value)
+    assert sorted(p.name for p in tmp_path.glob("*.pth")) == ["model_0000002.pth"]
+    assert (tmp_path / "last_checkpoint").read_text().strip() == "model_0000002.pth"
+    saved = torch.load(tmp_path / "model_0000002.pth", weights_only=True)
+    assert saved["iteration"] == 2 and torch.isfinite(saved["model"]["w"]).all()
+    assert torch.isfinite(model.w).all()
+
+
+def test_nonfinite_loss_skip_counts_and_continues(tmp_path):
+    model = _Toy(bad_calls={2, 5}, bad_value=float("inf"))
+    arguments = _run(_cfg(NONFINITE_LOSS="skip"), model, tmp_path)
+    assert arguments == {"iteration": 6, "skipped_steps": 2}
+    assert torch.isfinite(model.w).all()
+    records = read_metrics(str(tmp_path / "metrics.json"))
+    assert [r["skipped_steps"] for r in records] == [0, 1, 1, 1, 2, 2]
+    assert torch.load(tmp_path / "model_final.pth", weights_only=True)["skipped_steps"] == 2
+
+
+def test_gradient_clipping_bounds_the_step(tmp_path):
+    model = _Toy()
+    model.w.data.fill_(1000.0)  # huge gradient of loss_cls
+    cfg = _cfg(MAX_ITER=1, CLIP_GRAD_NORM=1.0, MOMENTUM=0.0, WEIGHT_DECAY=0.0)
+    before = model.w.detach().clone()
+    _run(cfg, model, tmp_path)
+    step = (model.w.detach() - before).norm().item()
+    assert step == pytest.approx(0.1 * 1.0, rel=1e-4)  # lr * max_norm
+
+
+def test_time_limit_stops_and_saves_final(tmp_path):
+    cfg = _cfg(MAX_MINUTES=1e-9)
+    arguments = _run(cfg, _Toy(), tmp_path, period=100)
+    assert arguments["iteration"] == 1
+    assert torch.load(tmp_path / "model_final.pth", weights_only=True)["iteration"] == 1
+    assert (tmp_path / "last_checkpoint").read_text().strip() == "model_final.pth"
+
+
+def test_bf16_autocast_on_cpu(tmp_path):
+    class _Lin(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.fc = nn.Linear(4, 4)
+
+        def forward(self, batch, targets):
+            y = self.fc(batch.x)
+            assert y.dtype == torch.bfloat16
+            return {"loss_cls": y.float().pow(2).mean()}
+
+    arguments = _run(_cfg(MAX_ITER=2), _Lin(), tmp_path, amp=True)
+    assert arguments["iteration"] == 2
+    assert all(math.isfinite(r["loss"]) for r in read_metrics(str(tmp_path / "metrics.json")))
