@@ -274,6 +274,9 @@ _C.TEST.DETECTIONS_PER_IMG = 100
 # Faster inference that keeps the detections (folded FrozenBN, channels_last, inference_mode;
 # fcos addition).
 _C.TEST.FAST_PATH = False
+# Autocast dtype of the fast path: "" (float32), "bf16" (CPU with AVX-512 BF16 / CUDA) or "fp16"
+# (CUDA); detections come back in float32 (fcos addition).
+_C.TEST.FAST_PATH_AUTOCAST = ""
 # COCO evaluation backend: "pycocotools" or "faster_coco_eval" (same numbers, faster; needs the
 # faster-coco-eval package) (fcos addition).
 _C.TEST.COCO_EVAL_BACKEND = "pycocotools"

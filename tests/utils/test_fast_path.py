@@ -1,0 +1,124 @@
+"""The inference fast path gives the detections of the plain model (tiny R-18, FrozenBN)."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+import torch
+from torch import nn
+
+from fcos_core.config import cfg as default_cfg
+from fcos_core.layers.misc import FrozenBatchNorm2d
+from fcos_core.modeling.detector import build_detection_model
+from fcos_core.structures.image_list import to_image_list
+from fcos_core.utils.fast_path import (
+    FastInference,
+    fold_frozen_batchnorm,
+    fold_into_conv,
+    prepare_fast_inference,
+)
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+TINY = os.path.join(ROOT, "tests", "fixtures", "engine", "tiny_fcos.yaml")
+IMAGE_SIZES = [(64, 96), (96, 64)]  # (H, W)
+
+
+def _random_frozen_bn(channels: int, generator: torch.Generator) -> FrozenBatchNorm2d:
+    bn = FrozenBatchNorm2d(channels, eps=1e-5)
+    bn.weight.uniform_(0.5, 1.5, generator=generator)
+    bn.bias.normal_(0.0, 0.1, generator=generator)
+    bn.running_mean.normal_(0.0, 0.1, generator=generator)
+    bn.running_var.uniform_(0.5, 2.0, generator=generator)
+    return bn
+
+
+@pytest.mark.parametrize("bias", [False, True])
+def test_fold_into_conv_matches_conv_then_bn(bias):
+    g = torch.Generator().manual_seed(0)
+    conv = nn.Conv2d(4, 6, 3, padding=1, bias=bias)
+    bn = _random_frozen_bn(6, g)
+    x = torch.randn(2, 4, 9, 7, generator=g)
+    with torch.no_grad():
+        expected = bn(conv(x))
+        fold_into_conv(conv, bn)
+        got = conv(x)
+    assert conv.bias is not None
+    torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
+
+
+@pytest.fixture(scope="module")
+def model():
+    """The tiny FrozenBN detector with random norm statistics and biases that detect things."""
+    cfg = default_cfg.clone()
+    cfg.merge_from_file(TINY)
+    cfg.TEST.DETECTIONS_PER_IMG = 50
+    torch.manual_seed(0)
+    model = build_detection_model(cfg).eval()
+    g = torch.Generator().manual_seed(1)
+    with torch.no_grad():
+        for module in model.modules():
+            if isinstance(module, FrozenBatchNorm2d):
+                module.load_state_dict(_random_frozen_bn(module.num_features, g).state_dict())
+        for name, param in model.rpn.head.named_parameters():
+            if name.endswith("bias"):
+                param.normal_(0.5, 0.5, generator=g)
+    return model
+
+
+def _run(model, images, head):
+    captured = {}
+    hook = head.register_forward_hook(lambda m, i, o: captured.update(out=o))
+    with torch.no_grad():
+        detections = model(images)
+    hook.remove()
+    return captured["out"], detections
+
+
+def test_fold_replaces_every_frozen_bn_in_a_copy(model):
+    copy = prepare_fast_inference(model, autocast="")
+    assert not any(isinstance(m, FrozenBatchNorm2d) for m in copy.modules())
+    assert any(isinstance(m, FrozenBatchNorm2d) for m in model.modules())  # original untouched
+    count = sum(isinstance(m, FrozenBatchNorm2d) for m in model.modules())
+    assert count == 1 + 2 * 8 + 3  # stem, 2 per BasicBlock, 3 projection shortcuts
+    assert fold_frozen_batchnorm(copy.model) == 0
+
+
+def test_fast_path_gives_the_same_head_outputs_and_detections(model):
+    g = torch.Generator().manual_seed(2)
+    images = to_image_list([torch.randn(3, h, w, generator=g) for h, w in IMAGE_SIZES], 32)
+    fast = prepare_fast_inference(model, autocast="")
+    ours_out, ours_dets = _run(model, images, model.rpn.head)
+    fast_out, fast_dets = _run(fast, images, fast.model.rpn.head)
+    for ours_level, fast_level in zip(sum(ours_out, []), sum(fast_out, [])):
+        torch.testing.assert_close(fast_level, ours_level, rtol=1e-4, atol=1e-4)
+    assert sum(len(d) for d in ours_dets) > 0
+    for ours, fast in zip(ours_dets, fast_dets):
+        assert len(ours) == len(fast)
+        torch.testing.assert_close(fast.bbox, ours.bbox, rtol=1e-4, atol=1e-3)
+        torch.testing.assert_close(fast.get_field("scores"), ours.get_field("scores"),
+                                   rtol=1e-4, atol=1e-4)  # fmt: skip
+        assert torch.equal(fast.get_field("labels"), ours.get_field("labels"))
+
+
+def test_bf16_autocast_returns_float32_detections(model):
+    fast = prepare_fast_inference(model, autocast="bf16")
+    detections = fast([torch.randn(3, 64, 64)])
+    assert detections[0].bbox.dtype == torch.float32
+    assert detections[0].get_field("scores").dtype == torch.float32
+
+
+def test_bad_autocast_and_training_mode_are_rejected(model):
+    with pytest.raises(ValueError, match="TEST.FAST_PATH_AUTOCAST"):
+        prepare_fast_inference(model, autocast="int8")
+    fast = prepare_fast_inference(model, autocast="")
+    assert isinstance(fast, FastInference)
+    fast.train()
+    with pytest.raises(RuntimeError, match="inference only"):
+        fast([torch.randn(3, 64, 64)])
+
+
+def test_cfg_selects_the_autocast_dtype(model):
+    cfg = default_cfg.clone()
+    cfg.TEST.FAST_PATH_AUTOCAST = "bf16"
+    assert prepare_fast_inference(model, cfg).autocast_dtype == torch.bfloat16
