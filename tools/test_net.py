@@ -14,26 +14,14 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from fcos_core.config.checks import load_config, run_cli  # noqa: E402
+from fcos_core.config.checks import launch_argument_parser, load_config, run_cli  # noqa: E402
 from fcos_core.engine.launcher import build_model, load_for_test, local_rank_from, run_test, setup  # noqa: E402
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description="FCOS inference and evaluation")
-    parser.add_argument("--config-file", default="", metavar="FILE", help="path to a yaml config")
-    parser.add_argument(
-        "--local_rank",
-        "--local-rank",
-        dest="local_rank",
-        type=int,
-        default=None,
-        help="set by torch.distributed.launch (default: $LOCAL_RANK)",
-    )
+    parser = launch_argument_parser("FCOS inference and evaluation")
     parser.add_argument(
         "--ckpt", default=None, help="checkpoint to evaluate (overrides the others)"
-    )
-    parser.add_argument(
-        "opts", nargs=argparse.REMAINDER, default=[], help="config overrides as KEY VALUE pairs"
     )
     return parser.parse_args(argv)
 

@@ -15,27 +15,15 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from fcos_core.config.checks import load_config, run_cli  # noqa: E402
+from fcos_core.config.checks import launch_argument_parser, load_config, run_cli  # noqa: E402
 from fcos_core.engine.launcher import local_rank_from, run_test, setup, train  # noqa: E402
 from fcos_core.utils.comm import synchronize  # noqa: E402
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description="FCOS training")
-    parser.add_argument("--config-file", default="", metavar="FILE", help="path to a yaml config")
-    parser.add_argument(
-        "--local_rank",
-        "--local-rank",
-        dest="local_rank",
-        type=int,
-        default=None,
-        help="set by torch.distributed.launch (default: $LOCAL_RANK)",
-    )
+    parser = launch_argument_parser("FCOS training")
     parser.add_argument(
         "--skip-test", dest="skip_test", action="store_true", help="do not evaluate the final model"
-    )
-    parser.add_argument(
-        "opts", nargs=argparse.REMAINDER, default=[], help="config overrides as KEY VALUE pairs"
     )
     return parser.parse_args(argv)
 

@@ -10,6 +10,7 @@ of a traceback.
 
 from __future__ import annotations
 
+import argparse
 import ast
 import difflib
 import os
@@ -235,3 +236,23 @@ def run_cli(main: Callable[[], Any]) -> Any:
         message = str(e.args[0]) if isinstance(e, KeyError) and e.args else str(e)
         print(f"error: {message}", file=sys.stderr, flush=True)
         sys.exit(EXIT_USER_ERROR)
+
+
+def launch_argument_parser(description: str) -> argparse.ArgumentParser:
+    """The arguments every launcher-compatible tool takes: --config-file, --local_rank /
+    --local-rank (set by ``torch.distributed.launch``; torchrun sets $LOCAL_RANK instead) and
+    trailing ``KEY VALUE`` config overrides. Tools add their own flags before parsing."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--config-file", default="", metavar="FILE", help="path to a yaml config")
+    parser.add_argument(
+        "--local_rank",
+        "--local-rank",
+        dest="local_rank",
+        type=int,
+        default=None,
+        help="set by torch.distributed.launch (default: $LOCAL_RANK)",
+    )
+    parser.add_argument(
+        "opts", nargs=argparse.REMAINDER, default=[], help="config overrides as KEY VALUE pairs"
+    )
+    return parser
