@@ -3,7 +3,8 @@
     python demo/fcos_demo.py --config-file configs/fcos/fcos_R_50_FPN_1x.yaml \
         --weights FCOS_R_50_FPN_1x.pth --input images/ --output annotated/ [--threshold 0.5]
 
-Per-class thresholds: --class-thresholds 0.5,0.4,... (one per class, labels 1..C). Class names
+Per-class thresholds: --class-thresholds 0.5,0.4,... (one per class, labels 1..C), or
+`--class-thresholds coco` for the original FCOS demo's COCO thresholds. Class names
 come from --dataset NAME (a catalog dataset, e.g. shapes_val), else COCO names for 80 classes.
 """
 
@@ -22,6 +23,7 @@ from predictor import FCOSPredictor  # noqa: E402
 
 from fcos_core.config.checks import ConfigError, load_config, run_cli  # noqa: E402
 from fcos_core.data.build import build_dataset, load_catalog  # noqa: E402
+from fcos_core.data.coco_classes import FCOS_COCO_CLASS_THRESHOLDS  # noqa: E402
 from fcos_core.data.datasets.image_io import read_image  # noqa: E402
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
@@ -34,7 +36,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--input", required=True, help="folder of images")
     parser.add_argument("--output", required=True, help="folder for annotated images")
     parser.add_argument("--threshold", type=float, default=0.5, help="score threshold, all classes")
-    parser.add_argument("--class-thresholds", default=None, help="comma-separated, one per class")
+    parser.add_argument(
+        "--class-thresholds",
+        default=None,
+        help="comma-separated, one per class; 'coco' = the original FCOS demo's COCO thresholds",
+    )
+    parser.add_argument("--fast", action="store_true", help="inference fast path (TEST.FAST_PATH)")
     parser.add_argument("--dataset", default=None, help="catalog dataset to take class names from")
     parser.add_argument("opts", nargs=argparse.REMAINDER, default=[], help="KEY VALUE overrides")
     return parser.parse_args(argv)
@@ -43,6 +50,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def _thresholds(args: argparse.Namespace) -> float | list[float]:
     if not args.class_thresholds:
         return args.threshold
+    if args.class_thresholds == "coco":
+        return list(FCOS_COCO_CLASS_THRESHOLDS)
     try:
         return [float(t) for t in args.class_thresholds.split(",")]
     except ValueError:
@@ -54,6 +63,7 @@ def _thresholds(args: argparse.Namespace) -> float | list[float]:
 def main() -> None:
     args = parse_args()
     opts = list(args.opts) + (["MODEL.WEIGHT", args.weights] if args.weights else [])
+    opts += ["TEST.FAST_PATH", "True"] if args.fast else []
     cfg = load_config(args.config_file, opts)
     if not os.path.isdir(args.input):
         raise ConfigError(f"--input must be a folder of images, got {args.input}")

@@ -77,3 +77,38 @@ def test_demo_writes_annotated_images(tiny_env, tmp_path):
     assert proc.returncode == 2 and proc.stderr.startswith(
         "error: need one threshold per class (5), got 2"
     )
+
+
+def _load_demo_module():
+    import importlib.util
+
+    sys.path.insert(0, str(REPO / "demo"))
+    try:
+        spec = importlib.util.spec_from_file_location(
+            "fcos_demo_cli", REPO / "demo" / "fcos_demo.py"
+        )
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+    finally:
+        sys.path.remove(str(REPO / "demo"))
+    return module
+
+
+def test_demo_threshold_options():
+    import pytest
+
+    from fcos_core.config.checks import ConfigError
+    from fcos_core.data.coco_classes import FCOS_COCO_CLASS_THRESHOLDS, NUM_COCO_CLASSES
+
+    demo = _load_demo_module()
+    base = ["--config-file", "x.yaml", "--input", "i", "--output", "o"]
+    assert demo._thresholds(demo.parse_args(base + ["--threshold", "0.3"])) == 0.3
+    coco = demo._thresholds(demo.parse_args(base + ["--class-thresholds", "coco"]))
+    assert len(coco) == NUM_COCO_CLASSES == len(FCOS_COCO_CLASS_THRESHOLDS)
+    assert coco[0] == pytest.approx(0.2386, abs=1e-4) and all(0.1 < t < 0.4 for t in coco)
+    assert demo._thresholds(demo.parse_args(base + ["--class-thresholds", "0.5,0.25"])) == [
+        0.5,
+        0.25,
+    ]
+    with pytest.raises(ConfigError, match="0.5,x"):
+        demo._thresholds(demo.parse_args(base + ["--class-thresholds", "0.5,x"]))
