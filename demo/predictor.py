@@ -15,6 +15,7 @@ from fcos_core.modeling.detector import build_detection_model
 from fcos_core.structures.bounding_box import BoxList
 from fcos_core.utils.checkpoint import DetectronCheckpointer
 from fcos_core.utils.env import resolve_device
+from fcos_core.utils.fast_path import prepare_fast_inference
 from fcos_core.utils.visualize import draw_detections, per_class_thresholds, select_detections
 
 
@@ -42,6 +43,8 @@ class FCOSPredictor:
         DetectronCheckpointer(self.cfg, self.model, save_to_disk=False).load(
             cfg.MODEL.WEIGHT, use_latest=False
         )
+        if cfg.TEST.FAST_PATH:  # folded FrozenBN, channels_last, inference_mode
+            self.model = prepare_fast_inference(self.model, cfg, inplace=True)
         self.transforms = build_transforms(self.cfg, is_train=False)
         num_classes = cfg.MODEL.FCOS.NUM_CLASSES - 1
         self.class_names = list(class_names) if class_names else default_class_names(num_classes)

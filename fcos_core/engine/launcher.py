@@ -31,6 +31,7 @@ from fcos_core.utils.comm import (
     synchronize,
 )
 from fcos_core.utils.env import resolve_device, seed_all, tune_malloc_for_cpu_training
+from fcos_core.utils.fast_path import prepare_fast_inference
 from fcos_core.utils.logger import setup_logger
 
 logger = logging.getLogger(__name__)
@@ -151,6 +152,8 @@ def run_test(
     """
     if isinstance(model, nn.parallel.DistributedDataParallel):
         model = model.module
+    if cfg.TEST.FAST_PATH:  # a folded copy; the training model keeps its weights
+        model = prepare_fast_inference(model, cfg)
     if torch.cuda.is_available():
         torch.cuda.empty_cache()
     box_only = False if cfg.MODEL.FCOS_ON else cfg.MODEL.RPN_ONLY

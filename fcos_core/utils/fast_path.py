@@ -103,21 +103,27 @@ class FastInference(nn.Module):
         tensors = images.tensors.contiguous(memory_format=torch.channels_last)
         images = ImageList(tensors, images.image_sizes)
         device_type = tensors.device.type
-        with torch.inference_mode(), torch.autocast(
-            device_type,
-            dtype=self.autocast_dtype or torch.float32,
-            enabled=self.autocast_dtype is not None,
+        with (
+            torch.inference_mode(),
+            torch.autocast(
+                device_type,
+                dtype=self.autocast_dtype or torch.float32,
+                enabled=self.autocast_dtype is not None,
+            ),
         ):
             detections = self.model(images)
         return [_to_float(d) for d in detections]
 
 
 def _to_float(boxlist: BoxList) -> BoxList:
-    """``boxlist`` with floating fields (bbox, scores) in float32."""
-    out = BoxList(boxlist.bbox.float(), boxlist.size, mode=boxlist.mode)
+    """``boxlist`` with floating fields (bbox, scores) in float32, as ordinary tensors.
+
+    Cloned outside inference mode, so callers may update them in place.
+    """
+    out = BoxList(boxlist.bbox.float().clone(), boxlist.size, mode=boxlist.mode)
     for field in boxlist.fields():
         value = boxlist.get_field(field)
-        out.add_field(field, value.float() if value.is_floating_point() else value)
+        out.add_field(field, (value.float() if value.is_floating_point() else value).clone())
     return out
 
 

@@ -103,9 +103,11 @@ def test_fast_path_gives_the_same_head_outputs_and_detections(model):
 
 def test_bf16_autocast_returns_float32_detections(model):
     fast = prepare_fast_inference(model, autocast="bf16")
-    detections = fast([torch.randn(3, 64, 64)])
+    detections = fast([torch.randn(3, 256, 192)])
     assert detections[0].bbox.dtype == torch.float32
     assert detections[0].get_field("scores").dtype == torch.float32
+    assert not detections[0].bbox.is_inference()  # callers may clip / resize in place
+    detections[0].bbox.add_(1.0)
 
 
 def test_bad_autocast_and_training_mode_are_rejected(model):

@@ -1,0 +1,48 @@
+"""benchmarks/bench_model.py runs end to end (tiny sizes, one repetition) and prints every row."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+# Rows --quick --fast-autocast bf16 must print, and whether each has a torchvision column.
+EXPECTED_ROWS = {
+    "inference fp32 b1 128x192": True,
+    "fast path (fp32) b1 128x192": True,
+    "fast path (bf16) b1 128x192": True,
+    "floor fp32 b1 128x192": False,
+    "floor bf16 b1 128x192": False,
+    "train step fp32 b2 128x160": True,
+    "peak RSS inference b1 128x192": True,
+}
+NUMBER = r"\d+\.\d"
+
+
+def test_bench_model_quick_prints_a_row_per_measurement():
+    result = subprocess.run(
+        [sys.executable, "benchmarks/bench_model.py", "--quick", "--fast-autocast", "bf16"],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    lines = result.stdout.splitlines()
+    assert any(line.startswith("| measurement | ours min / median |") for line in lines)
+    rows = {line.split(" | ")[0][2:]: line for line in lines if line.startswith("| ")}
+    for name, has_theirs in EXPECTED_ROWS.items():
+        assert name in rows, f"row {name!r} missing from:\n{result.stdout}"
+        cells = [c.strip() for c in rows[name].strip("|").split("|")]
+        assert len(cells) == 5, rows[name]
+        assert re.match(f"{NUMBER}+ / {NUMBER}+ (ms|MiB)$", cells[1]), rows[name]
+        if has_theirs:
+            assert re.match(f"{NUMBER}+ / {NUMBER}+ (ms|MiB)$", cells[2]), rows[name]
+            assert float(cells[3]) > 0.0, rows[name]
+        else:
+            assert cells[2] == "-" and cells[3] == "-", rows[name]
+    for dtype in ("fp32", "bf16"):
+        agreement = rows[f"fast path ({dtype}) b1 128x192"].split("|")[5].strip()
+        assert re.match(r"\d+\.\d% of fp32 dets matched$", agreement), agreement
