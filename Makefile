@@ -27,7 +27,7 @@ CUDA_CHECK_DIR := build/cuda-check
 # folder (no libcudart), so prefer the toolkit's own folder when it exists.
 CUDA_HOME ?= $(firstword $(wildcard /usr/local/cuda))
 
-.PHONY: install test lint quickstart check-cuda bench clean
+.PHONY: install test test-fallback lint quickstart check-cuda bench clean
 
 install: $(EXT_STAMP)
 	@ls fcos_core/_C*.so >/dev/null 2>&1 || { rm -f $(EXT_STAMP); $(MAKE) --no-print-directory $(EXT_STAMP); }
@@ -49,6 +49,10 @@ $(EXT_STAMP): $(DEPS_STAMP) setup.py pyproject.toml $(CSRC)
 test: install
 	$(VENV)/bin/ruff check .
 	$(PY) -m pytest -q tests
+
+# The whole suite again with the pure-PyTorch fallback ops (as when the extension is missing).
+test-fallback: install
+	FCOS_DISABLE_EXT=1 $(PY) -m pytest -q tests
 
 lint: $(DEPS_STAMP)
 	$(VENV)/bin/ruff check .

@@ -74,8 +74,11 @@ def test_demo_writes_annotated_images(tiny_env, tmp_path):
         + cmd[cmd.index("--class-thresholds") + 2 :]
     )
     proc = subprocess.run(bad, env=tiny_env, capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 2 and proc.stderr.startswith(
-        "error: need one threshold per class (5), got 2"
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert (
+        proc.stderr.strip()
+        .splitlines()[-1]
+        .startswith("error: need one threshold per class (5), got 2")
     )
 
 
