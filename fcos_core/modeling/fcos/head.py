@@ -31,7 +31,7 @@ def _tower(in_channels: int, num_convs: int, use_dcn_last: bool) -> nn.Sequentia
             conv = ModulatedDeformConv(in_channels, in_channels, kernel_size=3, bias=True)
         else:
             conv = nn.Conv2d(in_channels, in_channels, kernel_size=3, stride=1, padding=1)
-        layers += [conv, nn.GroupNorm(HEAD_GN_GROUPS, in_channels), nn.ReLU()]
+        layers += [conv, nn.GroupNorm(HEAD_GN_GROUPS, in_channels), nn.ReLU(inplace=True)]
     return nn.Sequential(*layers)
 
 
