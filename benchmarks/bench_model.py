@@ -9,30 +9,28 @@ the image size so it does not rescale; ours: mean/std + padding to 32).
 
 Rows: inference batch 1 (and batch 4 with ``--batch4``) fp32; our fast path
 (`fcos_core.utils.fast_path`) against torchvision fp32, with the fraction of our fp32 detections
-it matches at IoU >= 0.9 (same label); one training step (forward + backward + SGD) at batch 2;
-peak RSS of one inference in a fresh process; the floor (model FLOPs / measured matmul peak).
+it matches at IoU >= 0.9 (same label), also compiled with ``--compile`` and at batch 8 on CUDA;
+one training step (forward + backward + SGD) at batch 2; peak memory (CPU: RSS of one inference
+in a fresh process; CUDA: max allocated during one inference); the floor (model FLOPs / measured
+peak). ``--ap-weights`` adds the fast path's AP and agreement on the quickstart val split
+(`fast_path_ap.py`). On a machine with a GPU the same command runs there (``--device``).
 
     python benchmarks/bench_model.py               # 800x1216 inference, 512x640 training
     python benchmarks/bench_model.py --quick       # tiny sizes, one repetition (smoke test)
-    python benchmarks/bench_model.py --batch4 --fast-autocast bf16 --threads 2 --repeats 5
+    python benchmarks/bench_model.py --batch4 --compile --ap-weights W  # W: quickstart weights
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-import resource
-import statistics
 import subprocess
 import sys
-import time
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import torch
 import torchvision
 from torch import Tensor, nn
-from torch.nn import functional as F
 from torch.utils.flop_counter import FlopCounterMode
 from torchvision.models.detection.backbone_utils import _resnet_fpn_extractor
 from torchvision.ops.feature_pyramid_network import LastLevelP6P7
@@ -41,11 +39,21 @@ from torchvision.ops.misc import FrozenBatchNorm2d
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
+from bench_util import (  # noqa: E402
+    Row,
+    cuda_peak_mib,
+    images_for,
+    peak_gflops,
+    peak_rss_mib,
+    print_table,
+    time_pair,
+)
+from fast_path_ap import agreement, matched_count, print_agreement  # noqa: E402
+
 from fcos_core.config import cfg as default_cfg  # noqa: E402
 from fcos_core.data.coco_classes import UNUSED_COCO_ID_SLOTS  # noqa: E402
 from fcos_core.modeling.detector import build_detection_model  # noqa: E402
 from fcos_core.structures.bounding_box import BoxList  # noqa: E402
-from fcos_core.structures.boxlist_ops import boxlist_iou  # noqa: E402
 from fcos_core.structures.image_list import to_image_list  # noqa: E402
 from fcos_core.utils.fast_path import prepare_fast_inference  # noqa: E402
 from fcos_core.utils.torchvision_convert import convert_for_model  # noqa: E402
@@ -53,17 +61,9 @@ from fcos_core.utils.torchvision_convert import convert_for_model  # noqa: E402
 CONFIG = os.path.join(ROOT, "configs", "fcos", "fcos_torchvision_R_50_FPN.yaml")
 FULL = {"infer": (800, 1216), "train": (512, 640)}
 QUICK = {"infer": (128, 192), "train": (128, 160)}
-MATCH_IOU = 0.9
-MIB = 2.0**20
-
-
-@dataclass
-class Row:
-    name: str
-    ours: tuple[float, float]
-    theirs: tuple[float, float] | None
-    note: str = ""
-    unit: str = "ms"
+# Batch of the extra fast-path throughput row on CUDA.
+CUDA_FAST_BATCH = 8
+DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 @torch.no_grad()
@@ -98,8 +98,10 @@ def build_torchvision() -> nn.Module:
     return torchvision.models.detection.FCOS(backbone, num_classes=91)
 
 
-def build_models(weights: str | None, image_hw: tuple[int, int]) -> tuple[nn.Module, nn.Module]:
-    """(torchvision model, our model with the converted weights), both in eval."""
+def build_models(
+    weights: str | None, image_hw: tuple[int, int], device: str
+) -> tuple[nn.Module, nn.Module]:
+    """(torchvision model, our model with the converted weights), both in eval on ``device``."""
     torch.manual_seed(0)
     tv = build_torchvision()
     if weights:
@@ -107,12 +109,16 @@ def build_models(weights: str | None, image_hw: tuple[int, int]) -> tuple[nn.Mod
     else:
         randomize_torchvision(tv, seed=0)
     tv.transform.min_size, tv.transform.max_size = (min(image_hw),), max(image_hw)
+    ours = build_detection_model(our_config())
+    ours.load_state_dict(convert_for_model(tv.state_dict(), ours))
+    return tv.to(device).eval(), ours.to(device).eval()
+
+
+def our_config():
     cfg = default_cfg.clone()
     cfg.merge_from_file(CONFIG)
     cfg.MODEL.DEVICE = "cpu"
-    ours = build_detection_model(cfg)
-    ours.load_state_dict(convert_for_model(tv.state_dict(), ours))
-    return tv.eval(), ours.eval()
+    return cfg
 
 
 def ours_runner(model: nn.Module, mean: Tensor, std: Tensor) -> Callable[[list[Tensor]], list]:
@@ -133,65 +139,48 @@ def tv_runner(model: nn.Module) -> Callable[[list[Tensor]], list]:
     return run
 
 
-def time_pair(fns: list[Callable[[], object]], repeats: int) -> list[tuple[float, float]]:
-    """(min, median) ms of each fn, one warm-up each, then the fns interleaved per repeat."""
-    for fn in fns:
-        fn()
-    times: list[list[float]] = [[] for _ in fns]
-    for _ in range(repeats):
-        for fn, bucket in zip(fns, times):
-            start = time.perf_counter()
-            fn()
-            bucket.append((time.perf_counter() - start) * 1e3)
-    return [(min(t), statistics.median(t)) for t in times]
+def matched_note(reference: list[BoxList], other: list[BoxList]) -> str:
+    matched = sum(matched_count(r, o) for r, o in zip(reference, other, strict=True))
+    total = sum(len(r) for r in reference)
+    return f"{matched / max(total, 1):.1%} of fp32 dets matched"
 
 
-def matched_fraction(reference: BoxList, other: BoxList) -> float:
-    """Fraction of ``reference`` boxes with a same-label box in ``other`` at IoU >= 0.9."""
-    if len(reference) == 0:
-        return 1.0 if len(other) == 0 else 0.0
-    if len(other) == 0:
-        return 0.0
-    iou = boxlist_iou(reference, other)  # (N_ref, N_other)
-    same = reference.get_field("labels")[:, None] == other.get_field("labels")[None, :]
-    return float(((iou >= MATCH_IOU) & same).any(dim=1).float().mean())
-
-
-def images_for(batch: int, hw: tuple[int, int], seed: int) -> list[Tensor]:
-    g = torch.Generator().manual_seed(seed)
-    return [torch.rand(3, *hw, generator=g) for _ in range(batch)]
-
-
-def inference_rows(args, tv, ours, mean, std) -> tuple[list[Row], list[BoxList]]:
-    """fp32 rows (batch 1, optionally 4) and the fast-path row."""
-    hw = (QUICK if args.quick else FULL)["infer"]
+def inference_rows(args, tv, ours, mean, std) -> list[Row]:
+    """fp32 rows (batch 1, optionally 4), fast-path rows (batch 1; batch 8 on CUDA; compiled)."""
+    hw, dev = (QUICK if args.quick else FULL)["infer"], args.device
     run_ours, run_tv = ours_runner(ours, mean, std), tv_runner(tv)
-    rows, reference = [], []
+    rows = []
     for batch in (1, 4) if args.batch4 and not args.quick else (1,):
-        images = images_for(batch, hw, seed=batch)
-        fns = [lambda x=images: run_ours(x), lambda x=images: run_tv(x)]
-        got = time_pair(fns, args.repeats)
-        dets = run_ours(images)
-        reference = reference or dets
-        count = sum(len(d) for d in dets)
+        images = images_for(batch, hw, seed=batch, device=dev)
+        got = time_pair([lambda x=images: run_ours(x), lambda x=images: run_tv(x)],
+                        args.repeats, dev)  # fmt: skip
+        count = sum(len(d) for d in run_ours(images))
         rows.append(Row(f"inference fp32 b{batch} {hw[0]}x{hw[1]}", *got, f"{count} dets"))
-    images = images_for(1, hw, seed=1)
-    for autocast in dict.fromkeys(["", args.fast_autocast]):
-        run_fast = ours_runner(prepare_fast_inference(ours, autocast=autocast), mean, std)
-        fns = [lambda f=run_fast: f(images), lambda: run_tv(images)]
-        got = time_pair(fns, args.repeats)
-        agree = matched_fraction(reference[0], run_fast(images)[0])
-        name = f"fast path ({autocast or 'fp32'}) b1 {hw[0]}x{hw[1]}"
-        rows.append(Row(name, *got, f"{agree:.1%} of fp32 dets matched"))
-    return rows, reference
+    autocasts = list(dict.fromkeys(["", args.fast_autocast]))
+    variants = [(a, False) for a in autocasts] + [(a, True) for a in autocasts if args.compile]
+    batches = (1, CUDA_FAST_BATCH) if dev.startswith("cuda") and not args.quick else (1,)
+    for batch in batches:
+        images = images_for(batch, hw, seed=batch, device=dev)
+        reference = run_ours(images)
+        for autocast, compiled in variants if batch == 1 else variants[-1:]:
+            fast = prepare_fast_inference(ours, autocast=autocast, compiled=compiled)
+            run_fast = ours_runner(fast, mean, std)
+            got = time_pair([lambda f=run_fast, x=images: f(x), lambda x=images: run_tv(x)],
+                            args.repeats, dev)  # fmt: skip
+            note = matched_note(reference, run_fast(images))
+            if batch > 1:
+                note += f"; {batch * 1e3 / got[0][0]:.0f} img/s"
+            name = f"fast path ({autocast or 'fp32'}{', compiled' if compiled else ''})"
+            rows.append(Row(f"{name} b{batch} {hw[0]}x{hw[1]}", *got, note))
+    return rows
 
 
 def train_row(args, tv, ours) -> Row:
     """One SGD step (forward + backward + step) at batch 2, both models on the same targets."""
-    hw = (QUICK if args.quick else FULL)["train"]
-    images = images_for(2, hw, seed=3)
-    boxes = torch.tensor([[10.0, 20.0, 90.0, 100.0], [40.0, 30.0, 120.0, 110.0]])
-    labels = torch.tensor([1, 18])
+    hw, dev = (QUICK if args.quick else FULL)["train"], args.device
+    images = images_for(2, hw, seed=3, device=dev)
+    boxes = torch.tensor([[10.0, 20.0, 90.0, 100.0], [40.0, 30.0, 120.0, 110.0]], device=dev)
+    labels = torch.tensor([1, 18], device=dev)
     targets = [BoxList(boxes.clone(), (hw[1], hw[0])) for _ in images]
     for t in targets:
         t.add_field("labels", labels.clone())
@@ -209,45 +198,26 @@ def train_row(args, tv, ours) -> Row:
 
     ours.train(), tv.train()
     got = time_pair([lambda: step(ours, opt_ours, batch, targets),
-                     lambda: step(tv, opt_tv, images, tv_targets)], args.repeats)  # fmt: skip
+                     lambda: step(tv, opt_tv, images, tv_targets)], args.repeats, dev)  # fmt: skip
     ours.eval(), tv.eval()
     return Row(f"train step fp32 b2 {hw[0]}x{hw[1]}", *got)
 
 
-def peak_gflops(
-    dtype: torch.dtype, n: int, map_hw: tuple[int, int], repeats: int
-) -> tuple[float, float]:
-    """Best GFLOP/s in ``dtype`` of an n^3 torch.mm and of a 3x3 256->256 conv on a map_hw map.
-
-    On some CPUs the conv (oneDNN) runs well above torch.mm's BLAS, so both are measured and the
-    floor uses the faster.
-    """
-    a, b = torch.randn(n, n).to(dtype), torch.randn(n, n).to(dtype)
-    x = torch.randn(1, 256, *map_hw).to(dtype).contiguous(memory_format=torch.channels_last)
-    w = torch.randn(256, 256, 3, 3).to(dtype).contiguous(memory_format=torch.channels_last)
-    with torch.inference_mode():
-        fns = [lambda: torch.mm(a, b), lambda: F.conv2d(x, w, padding=1)]
-        (mm_ms, _), (conv_ms, _) = time_pair(fns, max(repeats, 3))
-    conv_flop = 2.0 * 256 * 256 * 9 * x.shape[2] * x.shape[3]
-    return 2.0 * n**3 / (mm_ms * 1e6), conv_flop / (conv_ms * 1e6)
-
-
 def floor_rows(args, ours, mean, std) -> list[Row]:
-    """FLOPs of our batch-1 inference / measured peak, fp32 and the fast-path dtype.
+    """FLOPs of our batch-1 inference / measured peak, in fp32 and the fast-path dtype.
 
-    The peak is the faster of an n^3 torch.mm and the head's 3x3 256->256 conv at the P3 size.
+    The peak is the faster of a large torch.mm and the head's 3x3 256->256 conv at the P3 size.
     """
-    hw = (QUICK if args.quick else FULL)["infer"]
-    images = images_for(1, hw, seed=1)
+    hw, dev = (QUICK if args.quick else FULL)["infer"], args.device
+    images = images_for(1, hw, seed=1, device=dev)
     counter = FlopCounterMode(display=False)
     with counter:
         ours_runner(ours, mean, std)(images)
     gflop = counter.get_total_flops() / 1e9
-    n = 512 if args.quick else 2048
     rows = []
-    dtypes = {"fp32": torch.float32, "bf16": torch.bfloat16}
-    for name in ["fp32"] + (["bf16"] if args.fast_autocast == "bf16" else []):
-        mm, conv = peak_gflops(dtypes[name], n, (hw[0] // 8, hw[1] // 8), args.repeats)
+    for name in dict.fromkeys(["fp32", args.fast_autocast or "fp32"]):
+        side = 512 if args.quick else 0
+        mm, conv = peak_gflops(DTYPES[name], (hw[0] // 8, hw[1] // 8), args.repeats, dev, side)
         floor = gflop / max(mm, conv) * 1e3
         note = f"{gflop:.1f} GFLOP / max(mm {mm:.0f}, conv {conv:.0f}) GFLOP/s"
         rows.append(Row(f"floor {name} b1 {hw[0]}x{hw[1]}", (floor, floor), None, note))
@@ -263,25 +233,11 @@ def rss_child(which: str, quick: bool) -> None:
         tv.transform.min_size, tv.transform.max_size = (min(hw),), max(hw)
         tv_runner(tv.eval())(images)
     else:
-        cfg = default_cfg.clone()
-        cfg.merge_from_file(CONFIG)
-        cfg.MODEL.DEVICE = "cpu"
+        cfg = our_config()
         mean = torch.tensor(cfg.INPUT.PIXEL_MEAN).view(3, 1, 1)
         std = torch.tensor(cfg.INPUT.PIXEL_STD).view(3, 1, 1)
         ours_runner(build_detection_model(cfg).eval(), mean, std)(images)
     print(peak_rss_mib())
-
-
-def peak_rss_mib() -> float:
-    """This process's peak RSS: VmHWM on Linux (ru_maxrss keeps the parent's peak over exec)."""
-    try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith("VmHWM:"):
-                    return float(line.split()[1]) / 1024.0
-    except OSError:
-        pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
 def rss_row(args) -> Row:
@@ -302,30 +258,53 @@ def rss_row(args) -> Row:
                "fresh process each", unit="MiB")  # fmt: skip
 
 
-def print_table(rows: list[Row], header: str) -> None:
-    print(header)
-    print("| measurement | ours min / median | torchvision min / median | ratio (min) | note |")
-    print("|---|---|---|---|---|")
-    for r in rows:
-        ours = f"{r.ours[0]:.1f} / {r.ours[1]:.1f} {r.unit}"
-        theirs = f"{r.theirs[0]:.1f} / {r.theirs[1]:.1f} {r.unit}" if r.theirs else "-"
-        ratio = f"{r.ours[0] / r.theirs[0]:.2f}" if r.theirs else "-"
-        print(f"| {r.name} | {ours} | {theirs} | {ratio} | {r.note} |")
+def memory_row(args, tv, ours, mean, std) -> Row:
+    """Peak memory of one batch-1 inference: CPU RSS (fresh processes) or CUDA max allocated."""
+    if not args.device.startswith("cuda"):
+        return rss_row(args)
+    hw = (QUICK if args.quick else FULL)["infer"]
+    images = images_for(1, hw, seed=1, device=args.device)
+    values = [cuda_peak_mib(lambda r=run: r(images), args.device)
+              for run in (ours_runner(ours, mean, std), tv_runner(tv))]  # fmt: skip
+    return Row(f"peak CUDA memory inference b1 {hw[0]}x{hw[1]}", (values[0],) * 2,
+               (values[1],) * 2, "max allocated above the weights", unit="MiB")  # fmt: skip
+
+
+def default_autocast(device: str) -> str:
+    """fp16 on CUDA, bf16 on CPUs with native bf16 (AVX-512 BF16 / AMX), else none."""
+    if device.startswith("cuda"):
+        return "fp16"
+    return "bf16" if torch.backends.mkldnn.is_available() and _cpu_has_bf16() else ""
+
+
+def _cpu_has_bf16() -> bool:
+    try:
+        with open("/proc/cpuinfo") as f:
+            flags = f.read()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--quick", action="store_true", help="tiny sizes, one repetition")
+    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--threads", type=int, default=2, help="torch intra-op threads")
     p.add_argument("--repeats", type=int, default=3, help="timed runs per row after warm-up")
     p.add_argument("--batch4", action="store_true", help="add the batch-4 inference row (slow)")
-    p.add_argument("--fast-autocast", default="", choices=["", "bf16", "fp16"],
-                   help="autocast dtype of the fast-path row")  # fmt: skip
+    p.add_argument("--fast-autocast", default=None, choices=["", "bf16", "fp16"],
+                   help="autocast of the fast-path row (default: fp16 on CUDA, bf16 on CPUs "
+                        "with native bf16, else none)")  # fmt: skip
+    p.add_argument("--compile", action="store_true", help="add a torch.compile fast-path row")
     p.add_argument("--weights", help="torchvision FCOS state dict to use instead of random init")
+    p.add_argument("--ap-weights", help="trained quickstart checkpoint: add fast_path_ap.py rows")
     p.add_argument("--rss-child", choices=["ours", "tv"], help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.quick:
         args.repeats = 1
+    if args.fast_autocast is None:
+        args.fast_autocast = default_autocast(args.device)
     return args
 
 
@@ -335,17 +314,27 @@ def main(argv: list[str] | None = None) -> list[Row]:
     if args.rss_child:
         rss_child(args.rss_child, args.quick)
         return []
-    tv, ours = build_models(args.weights, (QUICK if args.quick else FULL)["infer"])
-    mean = torch.tensor([0.485, 0.456, 0.406]).view(3, 1, 1)
-    std = torch.tensor([0.229, 0.224, 0.225]).view(3, 1, 1)
-    rows, _ = inference_rows(args, tv, ours, mean, std)
+    tv, ours = build_models(args.weights, (QUICK if args.quick else FULL)["infer"], args.device)
+    mean = torch.tensor([0.485, 0.456, 0.406], device=args.device).view(3, 1, 1)
+    std = torch.tensor([0.229, 0.224, 0.225], device=args.device).view(3, 1, 1)
+    rows = inference_rows(args, tv, ours, mean, std)
     rows += floor_rows(args, ours, mean, std)
     rows.append(train_row(args, tv, ours))
-    rows.append(rss_row(args))
-    header = (f"torch {torch.__version__}, torchvision {torchvision.__version__}, "
+    rows.append(memory_row(args, tv, ours, mean, std))
+    where = torch.cuda.get_device_name(args.device) if args.device.startswith("cuda") else "cpu"
+    header = (f"torch {torch.__version__}, torchvision {torchvision.__version__}, {where}, "
               f"{args.threads} thread(s), {args.repeats} repeat(s)")  # fmt: skip
     print_table(rows, header)
+    if args.ap_weights:
+        autocasts = [args.fast_autocast] if args.fast_autocast else []
+        print()
+        print_agreement(agreement(fast_path_ap_config(), args.ap_weights, autocasts, args.device),
+                        f"fast path on the quickstart val split ({args.ap_weights})")  # fmt: skip
     return rows
+
+
+def fast_path_ap_config() -> str:
+    return os.path.join(ROOT, "configs", "quickstart", "fcos_quickstart.yaml")
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""Does the fast path keep the detections? A trained checkpoint, evaluated three ways on its val set.
+"""Does the fast path keep the detections? A trained checkpoint, evaluated on its val set.
 
 For fp32 (the plain model) and each fast-path variant (`fcos_core.utils.fast_path`: FrozenBN / BN
 folded into the convs, channels_last, inference_mode, optional autocast) this runs inference on
@@ -56,12 +56,16 @@ class Agreement:
 
 
 def matched_count(reference: BoxList, other: BoxList, iou: float = MATCH_IOU) -> int:
-    """How many ``reference`` boxes have a same-label box in ``other`` at IoU >= ``iou``."""
+    """How many ``reference`` boxes have a same-label box in ``other`` at IoU >= ``iou``.
+
+    An identical box counts as a match even when it has no area (IoU 0 / 0).
+    """
     if len(reference) == 0 or len(other) == 0:
         return 0
     overlap = boxlist_iou(reference, other)  # (N_ref, N_other)
+    identical = (reference.bbox[:, None, :] == other.bbox[None, :, :]).all(dim=2)
     same = reference.get_field("labels")[:, None] == other.get_field("labels")[None, :]
-    return int(((overlap >= iou) & same).any(dim=1).sum())
+    return int((((overlap >= iou) | identical) & same).any(dim=1).sum())
 
 
 def build_trained(config_file: str, weights: str, device: str, opts: list[str]):
@@ -131,7 +135,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--config-file", default=QUICKSTART_CONFIG)
     p.add_argument("--weights", required=True, help="trained checkpoint of that config")
     p.add_argument("--autocast", action="append", default=[], choices=["bf16", "fp16"],
-                   help="also run the fast path under this autocast dtype (repeatable)")  # fmt: skip
+                   help="also run the fast path under this autocast (repeatable)")  # fmt: skip
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--threads", type=int, default=2, help="torch intra-op threads (CPU)")
     p.add_argument("opts", nargs=argparse.REMAINDER, default=[], help="KEY VALUE config overrides")

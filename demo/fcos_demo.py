@@ -41,7 +41,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=None,
         help="comma-separated, one per class; 'coco' = the original FCOS demo's COCO thresholds",
     )
-    parser.add_argument("--fast", action="store_true", help="inference fast path (TEST.FAST_PATH)")
+    parser.add_argument("--no-fast", action="store_true",
+                        help="plain model instead of the inference fast path (TEST.FAST_PATH)")
+    parser.add_argument("--bf16", action="store_true",
+                        help="fast path under bf16 autocast (TEST.FAST_PATH_AUTOCAST bf16)")
     parser.add_argument("--dataset", default=None, help="catalog dataset to take class names from")
     parser.add_argument("opts", nargs=argparse.REMAINDER, default=[], help="KEY VALUE overrides")
     return parser.parse_args(argv)
@@ -63,7 +66,8 @@ def _thresholds(args: argparse.Namespace) -> float | list[float]:
 def main() -> None:
     args = parse_args()
     opts = list(args.opts) + (["MODEL.WEIGHT", args.weights] if args.weights else [])
-    opts += ["TEST.FAST_PATH", "True"] if args.fast else []
+    opts += ["TEST.FAST_PATH", "False"] if args.no_fast else []
+    opts += ["TEST.FAST_PATH_AUTOCAST", "bf16"] if args.bf16 else []
     cfg = load_config(args.config_file, opts)
     if not os.path.isdir(args.input):
         raise ConfigError(f"--input must be a folder of images, got {args.input}")

@@ -13,9 +13,12 @@ from fcos_core.layers.misc import FrozenBatchNorm2d
 from fcos_core.modeling.detector import build_detection_model
 from fcos_core.structures.image_list import to_image_list
 from fcos_core.utils.fast_path import (
+    FLOAT32_HEAD_LAYERS,
     FastInference,
+    Float32,
     fold_batchnorm,
     fold_into_conv,
+    keep_predictors_float32,
     prepare_fast_inference,
 )
 
@@ -50,7 +53,8 @@ def test_fold_into_conv_matches_conv_then_bn(bias):
 @pytest.mark.parametrize("affine", [False, True])
 def test_fold_batchnorm_uses_running_statistics(affine):
     g = torch.Generator().manual_seed(3)
-    block = nn.Sequential(nn.Conv2d(4, 6, 3, padding=1, bias=False), nn.BatchNorm2d(6, affine=affine))
+    conv = nn.Conv2d(4, 6, 3, padding=1, bias=False)
+    block = nn.Sequential(conv, nn.BatchNorm2d(6, affine=affine))
     with torch.no_grad():
         block[1].running_mean.normal_(0.0, 0.5, generator=g)
         block[1].running_var.uniform_(0.5, 2.0, generator=g)
@@ -149,3 +153,30 @@ def test_cfg_selects_the_autocast_dtype(model):
     cfg = default_cfg.clone()
     cfg.TEST.FAST_PATH_AUTOCAST = "bf16"
     assert prepare_fast_inference(model, cfg).autocast_dtype == torch.bfloat16
+
+
+def test_predictor_convs_stay_float32_under_autocast(model):
+    fast = prepare_fast_inference(model, autocast="bf16")
+    head = fast.model.rpn.head
+    assert all(isinstance(getattr(head, name), Float32) for name in FLOAT32_HEAD_LAYERS)
+    assert keep_predictors_float32(fast.model) == 0  # already wrapped
+    outputs, _ = _run(fast, [torch.randn(3, 128, 160)], head)
+    logits, reg, centerness = outputs
+    assert {t.dtype for t in logits + reg + centerness} == {torch.float32}
+    towers = [m for m in head.cls_tower.modules() if isinstance(m, nn.Conv2d)]
+    with torch.autocast("cpu", dtype=torch.bfloat16):  # the towers themselves do run in bf16
+        assert towers[0](torch.randn(1, towers[0].in_channels, 8, 8)).dtype == torch.bfloat16
+    plain_head = prepare_fast_inference(model, autocast="").model.rpn.head
+    assert isinstance(plain_head.cls_logits, nn.Conv2d)  # nothing wrapped without autocast
+
+
+def test_compiled_fast_path_gives_the_same_detections(model):
+    images = [torch.randn(3, 128, 160, generator=torch.Generator().manual_seed(4))]
+    eager = prepare_fast_inference(model, autocast="")(images)
+    compiled = prepare_fast_inference(model, autocast="", compiled=True)
+    assert "OptimizedModule" in type(compiled.model.backbone).__name__
+    got = compiled(images)
+    assert len(got[0]) == len(eager[0]) > 0
+    torch.testing.assert_close(got[0].bbox, eager[0].bbox, rtol=1e-4, atol=1e-3)
+    torch.testing.assert_close(got[0].get_field("scores"), eager[0].get_field("scores"),
+                               rtol=1e-4, atol=1e-4)  # fmt: skip
