@@ -12,8 +12,9 @@
   FLOPs, and their rounding is what moves scores across the NMS and threshold decisions (on the
   quickstart checkpoint, 97.9% of the fp32 detections kept with bf16 predictors, 99.2% without);
   detections are returned in float32 either way;
-- optionally compiles the backbone and the head with `torch.compile` (~9% off an R-50 inference
-  on 2 CPU cores, after ~25 s of compiling per new input size).
+- optionally compiles the backbone and the head with `torch.compile`. On 2 CPU cores this gave
+  the same detections and no measurable speed-up over the eager fast path (R-50, 800x1216),
+  for 5-25 s of compiling per new input size; it is there for GPUs, where it is unmeasured.
 
 Folding only touches the pairs the backbone's forward applies back to back: ``convK`` -> ``bnK``
 siblings (ResNet stem and blocks) and ``Sequential(conv, bn)`` (projection shortcuts). Deformable
