@@ -145,6 +145,14 @@ def matched_note(reference: list[BoxList], other: list[BoxList]) -> str:
     return f"{matched / max(total, 1):.1%} of fp32 dets matched"
 
 
+def detections_note(detections: list[BoxList]) -> str:
+    """Count and score range: near-equal scores mean any rounding change can reorder them."""
+    scores = torch.cat([d.get_field("scores") for d in detections])
+    if scores.numel() == 0:
+        return "0 dets"
+    return f"{scores.numel()} dets, scores {scores.min():.3f}-{scores.max():.3f}"
+
+
 def inference_rows(args, tv, ours, mean, std) -> list[Row]:
     """fp32 rows (batch 1, optionally 4), fast-path rows (batch 1; batch 8 on CUDA; compiled)."""
     hw, dev = (QUICK if args.quick else FULL)["infer"], args.device
@@ -154,8 +162,8 @@ def inference_rows(args, tv, ours, mean, std) -> list[Row]:
         images = images_for(batch, hw, seed=batch, device=dev)
         got = time_pair([lambda x=images: run_ours(x), lambda x=images: run_tv(x)],
                         args.repeats, dev)  # fmt: skip
-        count = sum(len(d) for d in run_ours(images))
-        rows.append(Row(f"inference fp32 b{batch} {hw[0]}x{hw[1]}", *got, f"{count} dets"))
+        rows.append(Row(f"inference fp32 b{batch} {hw[0]}x{hw[1]}", *got,
+                        detections_note(run_ours(images))))  # fmt: skip
     autocasts = list(dict.fromkeys(["", args.fast_autocast]))
     variants = [(a, False) for a in autocasts] + [(a, True) for a in autocasts if args.compile]
     batches = (1, CUDA_FAST_BATCH) if dev.startswith("cuda") and not args.quick else (1,)
