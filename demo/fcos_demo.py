@@ -41,10 +41,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=None,
         help="comma-separated, one per class; 'coco' = the original FCOS demo's COCO thresholds",
     )
-    parser.add_argument("--no-fast", action="store_true",
-                        help="plain model instead of the inference fast path (TEST.FAST_PATH)")
-    parser.add_argument("--bf16", action="store_true",
-                        help="fast path under bf16 autocast (TEST.FAST_PATH_AUTOCAST bf16)")
+    parser.add_argument(
+        "--no-fast",
+        action="store_true",
+        help="plain model instead of the inference fast path (TEST.FAST_PATH)",
+    )
+    parser.add_argument(
+        "--bf16",
+        action="store_true",
+        help="fast path under bf16 autocast (TEST.FAST_PATH_AUTOCAST bf16)",
+    )
     parser.add_argument("--dataset", default=None, help="catalog dataset to take class names from")
     parser.add_argument("opts", nargs=argparse.REMAINDER, default=[], help="KEY VALUE overrides")
     return parser.parse_args(argv)

@@ -252,6 +252,10 @@ _C.SOLVER.TEST_PERIOD = 0
 # Stop training cleanly (saving model_final) after this many minutes of training; 0 = no limit
 # (fcos addition; the quickstart uses it).
 _C.SOLVER.MAX_MINUTES = 0.0
+# With MAX_MINUTES: once the speed is measured (iterations 6-55 of the run), shorten a schedule
+# that would not fit and scale STEPS by the same factor, so the learning-rate decays still happen
+# before the limit; checkpoints keep the fitted schedule for a resume (fcos addition).
+_C.SOLVER.FIT_TO_MAX_MINUTES = False
 
 # -----------------------------------------------------------------------------
 # Mixed precision (fcos addition; replaces apex)

@@ -20,13 +20,24 @@ from torch import nn
 
 from fcos_core.engine.amp import amp_dtype, autocast
 from fcos_core.engine.event_writer import EventWriter
-from fcos_core.utils.comm import broadcast_flag, get_world_size, is_main_process, reduce_dict
+from fcos_core.solver.fit_schedule import fitted_length, scale_milestones
+from fcos_core.utils.comm import (
+    broadcast_flag,
+    broadcast_int,
+    get_world_size,
+    is_main_process,
+    reduce_dict,
+)
 from fcos_core.utils.metric_logger import MetricLogger
 
 logger = logging.getLogger(__name__)
 
 NONFINITE_POLICIES = ("stop", "skip")
 MB = 1024.0 * 1024.0
+# SOLVER.FIT_TO_MAX_MINUTES: iterations left out of the speed measurement (start-up is slower),
+# then iterations timed.
+FIT_SKIP_ITERS = 5
+FIT_WINDOW_ITERS = 50
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -61,7 +72,14 @@ class Trainer:
         self.checkpointer, self.device, self.arguments = checkpointer, device, arguments
         self.checkpoint_period = checkpoint_period
         self.scaler, self.validate = scaler, validate
-        self.max_iter = cfg.SOLVER.MAX_ITER
+        self.max_iter = arguments.get("max_iter", cfg.SOLVER.MAX_ITER)
+        if self.max_iter != cfg.SOLVER.MAX_ITER:
+            logger.info(
+                "Resuming a schedule fitted to SOLVER.MAX_MINUTES: %d iterations instead of "
+                "SOLVER.MAX_ITER %d",
+                self.max_iter,
+                cfg.SOLVER.MAX_ITER,
+            )
         self.log_period = max(1, cfg.SOLVER.LOG_PERIOD)
         self.test_period = cfg.SOLVER.TEST_PERIOD
         self.clip = cfg.SOLVER.CLIP_GRAD_NORM
@@ -75,13 +93,20 @@ class Trainer:
             time.time() + 60 * cfg.SOLVER.MAX_MINUTES if cfg.SOLVER.MAX_MINUTES > 0 else None
         )
         self.start_iter = arguments.setdefault("iteration", 0)
+        # Fit once per run: a resumed run keeps the schedule its checkpoint was saved with.
+        fit = cfg.SOLVER.FIT_TO_MAX_MINUTES and self.deadline is not None
+        self.fit_pending = fit and "max_iter" not in arguments
+        self.fit_window_start = 0.0
         arguments.setdefault("skipped_steps", 0)
         self.meters = MetricLogger(delimiter="  ")
         self.lr = optimizer.param_groups[0]["lr"]
         self.writer = EventWriter(checkpointer.save_dir, is_main_process(), self.start_iter)
 
     def run(self, data_loader: Any) -> None:
-        """Train from ``arguments["iteration"]`` to ``SOLVER.MAX_ITER`` (or the time limit)."""
+        """Train from ``arguments["iteration"]`` to ``SOLVER.MAX_ITER`` (or the time limit).
+
+        With SOLVER.FIT_TO_MAX_MINUTES the end may move earlier (see :meth:`fit_to_deadline`).
+        """
         logger.info("Start training at iteration %d of %d", self.start_iter, self.max_iter)
         self.model.train()
         start = end = time.time()
@@ -93,8 +118,9 @@ class Trainer:
                 batch_time = time.time() - end
                 end = time.time()
                 self.after_step(it, reduced, {"time": batch_time, "data": data_time})
-                if self.time_is_up(it):
-                    break
+                self.fit_to_deadline(it)
+                if it >= self.max_iter or self.time_is_up(it):
+                    break  # (a fitted schedule ends before the data loader)
         finally:
             self.writer.close()
         done = it - self.start_iter
@@ -211,6 +237,38 @@ class Trainer:
             skipped_steps=self.arguments["skipped_steps"],
         )
         self.writer.write(it, record)
+
+    def fit_to_deadline(self, it: int) -> None:
+        """SOLVER.FIT_TO_MAX_MINUTES: after the speed window, shorten a schedule that won't fit.
+
+        The new length (from rank 0's measured speed) and the scaled STEPS come from
+        `fcos_core.solver.fit_schedule`; the length goes into ``arguments`` ("max_iter") and the
+        steps into the scheduler, so checkpoints carry both and a resumed run keeps them.
+        """
+        if not self.fit_pending:
+            return
+        done = it - self.start_iter
+        if done == FIT_SKIP_ITERS:
+            self.fit_window_start = time.time()
+        if done < FIT_SKIP_ITERS + FIT_WINDOW_ITERS:
+            return
+        self.fit_pending = False
+        now = time.time()
+        per_iter = max(now - self.fit_window_start, 1e-9) / FIT_WINDOW_ITERS
+        new_max = fitted_length(it, self.max_iter, self.deadline - now, per_iter)
+        new_max = broadcast_int(-1 if new_max is None else new_max)  # rank 0's decision
+        if new_max < 0:
+            return
+        steps = list(getattr(self.scheduler, "milestones", []))
+        new_steps = scale_milestones(steps, it, self.max_iter, new_max)
+        logger.info(
+            "SOLVER.FIT_TO_MAX_MINUTES: at %.3f s / it, %d iterations do not fit the time left; "
+            "training %d iterations, learning-rate steps %s -> %s",
+            per_iter, self.max_iter, new_max, steps, new_steps,
+        )  # fmt: skip
+        self.max_iter = self.arguments["max_iter"] = new_max
+        if steps:
+            self.scheduler.milestones = new_steps
 
     def time_is_up(self, it: int) -> bool:
         """True (on every rank) once SOLVER.MAX_MINUTES have passed; saves model_final then."""

@@ -84,9 +84,7 @@ def boxlist_ml_nms(
         return boxlist
     mode = boxlist.mode
     xyxy = boxlist.convert("xyxy")
-    keep = ml_nms(
-        xyxy.bbox, xyxy.get_field(score_field), xyxy.get_field(label_field), nms_thresh
-    )
+    keep = ml_nms(xyxy.bbox, xyxy.get_field(score_field), xyxy.get_field(label_field), nms_thresh)
     if max_proposals > 0:
         keep = keep[:max_proposals]
     return xyxy[keep].convert(mode)

@@ -112,8 +112,8 @@ class Checkpointer:
         """Resume from ``last_checkpoint`` if present (and ``use_latest``), else load ``f``.
 
         Returns:
-            the checkpoint's extra entries (e.g. ``{"iteration": 5000}``); {} when nothing was
-            loaded.
+            the checkpoint's extra entries (e.g. ``{"iteration": 5000}``, plus ``"max_iter"`` when
+            the run's schedule was fitted to SOLVER.MAX_MINUTES); {} when nothing was loaded.
         """
         if use_latest and self.has_checkpoint():
             return self._resume()
@@ -187,6 +187,7 @@ class Checkpointer:
                     "iteration are ignored (training starts at iteration 0)"
                 )
             extra.pop("iteration", None)
+            extra.pop("max_iter", None)  # a fitted schedule length belongs to that run too
             return extra
         for key in ("optimizer", "scheduler", "scaler"):
             obj = getattr(self, key)

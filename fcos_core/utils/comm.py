@@ -125,11 +125,16 @@ def reduce_dict(
     return dict(zip(names, values))
 
 
+def broadcast_int(value: int) -> int:
+    """Return rank 0's ``value`` on every rank."""
+    if get_world_size() == 1:
+        return value
+    device = "cuda" if dist.get_backend() == "nccl" else "cpu"
+    tensor = torch.tensor([value], dtype=torch.int64, device=device)
+    dist.broadcast(tensor, src=0)
+    return int(tensor.item())
+
+
 def broadcast_flag(flag: bool) -> bool:
     """Return rank 0's value of ``flag`` on every rank (for decisions like a time limit)."""
-    if get_world_size() == 1:
-        return flag
-    device = "cuda" if dist.get_backend() == "nccl" else "cpu"
-    tensor = torch.tensor([1 if flag else 0], dtype=torch.int32, device=device)
-    dist.broadcast(tensor, src=0)
-    return bool(tensor.item())
+    return bool(broadcast_int(1 if flag else 0))

@@ -1,4 +1,5 @@
-"""do_train guards on a toy model: non-finite losses (stop / skip), clipping, time limit, AMP."""
+"""do_train guards on a toy model: non-finite losses (stop / skip), clipping, time limit (and
+the schedule fitted to it), AMP."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import torch
 from torch import nn
 
 from fcos_core.config import cfg as global_cfg
+from fcos_core.engine import trainer as trainer_module
 from fcos_core.engine.event_writer import read_metrics
 from fcos_core.engine.trainer import NonFiniteLossError, do_train
 from fcos_core.solver import make_lr_scheduler, make_optimizer
@@ -139,3 +141,70 @@ def test_bf16_autocast_on_cpu(tmp_path):
     arguments = _run(_cfg(MAX_ITER=2), _Lin(), tmp_path, amp=True)
     assert arguments["iteration"] == 2
     assert all(math.isfinite(r["loss"]) for r in read_metrics(str(tmp_path / "metrics.json")))
+
+
+class _Clock:
+    """Stands in for the trainer's ``time`` module; the model advances it 1 s per forward."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def time(self) -> float:
+        return self.now
+
+
+def _slow_toy(clock: _Clock) -> _Toy:
+    class _Slow(_Toy):
+        def forward(self, batch, targets):
+            clock.now += 1.0
+            return super().forward(batch, targets)
+
+    return _Slow()
+
+
+def _fit_cfg():
+    # 200 iterations at 1 s do not fit 2 minutes: measured over iterations 6-55, 65 s are left
+    return _cfg(MAX_ITER=200, STEPS=(100, 150), MAX_MINUTES=2.0, FIT_TO_MAX_MINUTES=True)
+
+
+def test_fit_to_max_minutes_shortens_the_run_and_moves_the_steps(tmp_path, monkeypatch):
+    monkeypatch.setattr(trainer_module, "time", _Clock())
+    model = _slow_toy(trainer_module.time)
+    arguments = _run(_fit_cfg(), model, tmp_path, period=100)
+    # 55 + int(65 s * 0.95 / 1 s) = 116 iterations; steps x 116/200: (58, 87); no time-out
+    assert arguments == {"iteration": 116, "skipped_steps": 0, "max_iter": 116}
+    assert model.calls == 116
+    final = torch.load(tmp_path / "model_final.pth", weights_only=False)
+    assert final["iteration"] == 116 and final["max_iter"] == 116
+    assert final["scheduler"]["milestones"] == [58, 87]
+    lrs = {r["iteration"]: r["lr"] for r in read_metrics(str(tmp_path / "metrics.json"))}
+    assert lrs[58] == pytest.approx(0.1) and lrs[59] == pytest.approx(0.01)
+    assert lrs[87] == pytest.approx(0.01) and lrs[88] == pytest.approx(0.001)
+
+
+def test_fitted_schedule_survives_a_resume(tmp_path, monkeypatch):
+    monkeypatch.setattr(trainer_module, "time", _Clock())
+    reference = _slow_toy(trainer_module.time)
+    _run(_fit_cfg(), reference, tmp_path / "full", period=100)
+
+    # a second process resumes from iteration 100 with the same config and a fresh clock
+    monkeypatch.setattr(trainer_module, "time", _Clock())
+    cfg = _fit_cfg()
+    model = _slow_toy(trainer_module.time)
+    optimizer = make_optimizer(cfg, model)
+    scheduler = make_lr_scheduler(cfg, optimizer)
+    ckpt = Checkpointer(model, optimizer, scheduler, save_dir=str(tmp_path / "resumed"))
+    arguments = {"iteration": 0}
+    arguments.update(ckpt.load(str(tmp_path / "full" / "model_0000100.pth"), use_latest=False))
+    assert arguments["max_iter"] == 116 and scheduler.milestones == [58, 87]
+    loader = _loader(cfg.SOLVER.MAX_ITER, start=arguments["iteration"])
+    do_train(cfg, model, loader, None, optimizer, scheduler, ckpt, "cpu", 100, arguments)
+    assert arguments["iteration"] == 116 and model.calls == 16  # not refitted, not 200
+    assert torch.equal(model.w, reference.w)
+
+
+def test_fit_leaves_a_schedule_that_fits_alone(tmp_path, monkeypatch):
+    monkeypatch.setattr(trainer_module, "time", _Clock())
+    cfg = _cfg(MAX_ITER=80, STEPS=(40,), MAX_MINUTES=2.0, FIT_TO_MAX_MINUTES=True)
+    arguments = _run(cfg, _slow_toy(trainer_module.time), tmp_path, period=100)
+    assert arguments == {"iteration": 80, "skipped_steps": 0}

@@ -1,4 +1,4 @@
-"""comm helpers: identity in one process; all_gather / reduce_dict / broadcast over gloo."""
+"""comm helpers: identity in one process; all_gather / reduce_dict / broadcasts over gloo."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ def test_single_process_fallbacks():
     reduced = comm.reduce_dict({"b": torch.tensor(2.0), "a": torch.tensor(1.0)})
     assert list(reduced) == ["a", "b"] and reduced["b"].item() == 2.0
     assert comm.broadcast_flag(True) is True
+    assert comm.broadcast_int(7) == 7
 
 
 def _worker(rank: int, store: str, queue) -> None:
@@ -32,6 +33,7 @@ def _worker(rank: int, store: str, queue) -> None:
         gathered = comm.all_gather({"rank": rank, "boxes": torch.full((rank + 1, 4), float(rank))})
         reduced = comm.reduce_dict({"loss": torch.tensor(float(rank + 1))})
         flag = comm.broadcast_flag(rank == 0)
+        number = comm.broadcast_int(1000 + rank)
         comm.synchronize()
         queue.put(
             (
@@ -40,6 +42,7 @@ def _worker(rank: int, store: str, queue) -> None:
                 [tuple(g["boxes"].shape) for g in gathered],
                 reduced["loss"].item(),
                 flag,
+                number,
             )
         )
     finally:
@@ -58,7 +61,8 @@ def test_collectives_over_gloo(tmp_path):
     for p in procs:
         p.join(timeout=60)
         assert p.exitcode == 0
-    for _rank, ranks, shapes, loss, flag in results:
+    for _rank, ranks, shapes, loss, flag, number in results:
         assert ranks == [0, 1] and shapes == [(1, 4), (2, 4)]
         assert loss == 1.5  # every rank gets the average
         assert flag is True  # rank 0's value everywhere
+        assert number == 1000
