@@ -9,6 +9,7 @@ rest of the run is the one an uninterrupted run would have had.
 from __future__ import annotations
 
 import datetime
+import itertools
 import logging
 import os
 import resource
@@ -112,7 +113,9 @@ class Trainer:
         start = end = time.time()
         it = self.start_iter
         try:
-            for it, (images, targets, _) in enumerate(data_loader, self.start_iter + 1):
+            # bounded: a resumed fitted schedule ends before the data loader does
+            batches = itertools.islice(data_loader, max(self.max_iter - self.start_iter, 0))
+            for it, (images, targets, _) in enumerate(batches, self.start_iter + 1):
                 data_time = time.time() - end
                 reduced = self.step(images, targets, it)
                 batch_time = time.time() - end
@@ -120,7 +123,7 @@ class Trainer:
                 self.after_step(it, reduced, {"time": batch_time, "data": data_time})
                 self.fit_to_deadline(it)
                 if it >= self.max_iter or self.time_is_up(it):
-                    break  # (a fitted schedule ends before the data loader)
+                    break
         finally:
             self.writer.close()
         done = it - self.start_iter

@@ -208,3 +208,18 @@ def test_fit_leaves_a_schedule_that_fits_alone(tmp_path, monkeypatch):
     cfg = _cfg(MAX_ITER=80, STEPS=(40,), MAX_MINUTES=2.0, FIT_TO_MAX_MINUTES=True)
     arguments = _run(cfg, _slow_toy(trainer_module.time), tmp_path, period=100)
     assert arguments == {"iteration": 80, "skipped_steps": 0}
+
+
+def test_resuming_a_finished_fitted_run_trains_nothing(tmp_path, monkeypatch):
+    monkeypatch.setattr(trainer_module, "time", _Clock())
+    _run(_fit_cfg(), _slow_toy(trainer_module.time), tmp_path, period=100)
+    cfg = _fit_cfg()
+    model = _slow_toy(trainer_module.time)
+    optimizer = make_optimizer(cfg, model)
+    scheduler = make_lr_scheduler(cfg, optimizer)
+    ckpt = Checkpointer(model, optimizer, scheduler, save_dir=str(tmp_path))
+    arguments = {"iteration": 0}
+    arguments.update(ckpt.load())  # last_checkpoint: model_final, iteration 116 of 116
+    loader = _loader(cfg.SOLVER.MAX_ITER, start=arguments["iteration"])  # 84 batches left in it
+    do_train(cfg, model, loader, None, optimizer, scheduler, ckpt, "cpu", 100, arguments)
+    assert model.calls == 0 and arguments["iteration"] == 116
