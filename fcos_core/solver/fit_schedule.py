@@ -25,17 +25,16 @@ def fitted_length(
         seconds_per_iter: measured speed.
 
     Returns:
-        A total in [it + 1, max_iter - 1], or None when the planned run fits.
+        A total in [it + 1, max_iter - 1] (one more iteration even with no time left), or None
+        when the planned run fits.
 
     Raises:
         ValueError: a non-positive ``seconds_per_iter``.
     """
     if seconds_per_iter <= 0:
         raise ValueError(f"fitted_length: seconds_per_iter must be > 0, got {seconds_per_iter}")
-    fits = int(max(seconds_left, 0.0) * TIME_MARGIN / seconds_per_iter)
-    if it + fits >= max_iter:
-        return None
-    return it + max(fits, 1)
+    fits = max(int(max(seconds_left, 0.0) * TIME_MARGIN / seconds_per_iter), 1)
+    return None if it + fits >= max_iter else it + fits
 
 
 def scale_milestones(milestones: Sequence[int], it: int, max_iter: int, new_max: int) -> list[int]:

@@ -66,16 +66,21 @@ def _cfg(**solver):
     return cfg
 
 
-def _run(cfg, model, out, period=2, amp=False):
+def _run(cfg, model, out, period=2, amp=False, resume_from=None):
+    """do_train from scratch, or resumed from ``resume_from`` (a file, or "last": out's latest)."""
     cfg.AMP.ENABLED = amp
     optimizer = make_optimizer(cfg, model)
     scheduler = make_lr_scheduler(cfg, optimizer)
     ckpt = Checkpointer(model, optimizer, scheduler, save_dir=str(out), save_to_disk=True)
     arguments = {"iteration": 0}
+    if resume_from == "last":
+        arguments.update(ckpt.load())
+    elif resume_from:
+        arguments.update(ckpt.load(str(resume_from), use_latest=False))
     do_train(
         cfg,
         model,
-        _loader(cfg.SOLVER.MAX_ITER),
+        _loader(cfg.SOLVER.MAX_ITER, start=arguments["iteration"]),
         None,
         optimizer,
         scheduler,
@@ -189,17 +194,13 @@ def test_fitted_schedule_survives_a_resume(tmp_path, monkeypatch):
 
     # a second process resumes from iteration 100 with the same config and a fresh clock
     monkeypatch.setattr(trainer_module, "time", _Clock())
-    cfg = _fit_cfg()
     model = _slow_toy(trainer_module.time)
-    optimizer = make_optimizer(cfg, model)
-    scheduler = make_lr_scheduler(cfg, optimizer)
-    ckpt = Checkpointer(model, optimizer, scheduler, save_dir=str(tmp_path / "resumed"))
-    arguments = {"iteration": 0}
-    arguments.update(ckpt.load(str(tmp_path / "full" / "model_0000100.pth"), use_latest=False))
-    assert arguments["max_iter"] == 116 and scheduler.milestones == [58, 87]
-    loader = _loader(cfg.SOLVER.MAX_ITER, start=arguments["iteration"])
-    do_train(cfg, model, loader, None, optimizer, scheduler, ckpt, "cpu", 100, arguments)
-    assert arguments["iteration"] == 116 and model.calls == 16  # not refitted, not 200
+    mid = tmp_path / "full" / "model_0000100.pth"
+    arguments = _run(_fit_cfg(), model, tmp_path / "resumed", period=100, resume_from=mid)
+    assert arguments == {"iteration": 116, "skipped_steps": 0, "max_iter": 116}
+    assert model.calls == 16  # not refitted, not 200
+    final = torch.load(tmp_path / "resumed" / "model_final.pth", weights_only=False)
+    assert final["scheduler"]["milestones"] == [58, 87]
     assert torch.equal(model.w, reference.w)
 
 
@@ -213,13 +214,7 @@ def test_fit_leaves_a_schedule_that_fits_alone(tmp_path, monkeypatch):
 def test_resuming_a_finished_fitted_run_trains_nothing(tmp_path, monkeypatch):
     monkeypatch.setattr(trainer_module, "time", _Clock())
     _run(_fit_cfg(), _slow_toy(trainer_module.time), tmp_path, period=100)
-    cfg = _fit_cfg()
     model = _slow_toy(trainer_module.time)
-    optimizer = make_optimizer(cfg, model)
-    scheduler = make_lr_scheduler(cfg, optimizer)
-    ckpt = Checkpointer(model, optimizer, scheduler, save_dir=str(tmp_path))
-    arguments = {"iteration": 0}
-    arguments.update(ckpt.load())  # last_checkpoint: model_final, iteration 116 of 116
-    loader = _loader(cfg.SOLVER.MAX_ITER, start=arguments["iteration"])  # 84 batches left in it
-    do_train(cfg, model, loader, None, optimizer, scheduler, ckpt, "cpu", 100, arguments)
+    # last_checkpoint: model_final, iteration 116 of 116; the loader still holds 84 batches
+    arguments = _run(_fit_cfg(), model, tmp_path, period=100, resume_from="last")
     assert model.calls == 0 and arguments["iteration"] == 116
