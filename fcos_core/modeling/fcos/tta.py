@@ -54,6 +54,7 @@ class FCOSTestTimeAugmentation:
         h_flip: add a flipped pass at the test size. scale_h_flip: add one at each extra scale.
         size_divisibility: padding multiple of the batched inputs.
         nms_thresh: class-aware NMS threshold of the merge. detections_per_img: top-k per image.
+        detections_per_img_ties: TEST.DETECTIONS_PER_IMG_TIES of that top-k ("keep" or "cut").
     """
 
     def __init__(
@@ -68,6 +69,7 @@ class FCOSTestTimeAugmentation:
         size_divisibility: int = 0,
         nms_thresh: float = 0.6,
         detections_per_img: int = 100,
+        detections_per_img_ties: str = "keep",
     ) -> None:
         self.passes: list[tuple[int, int, bool]] = [(min_size_test, max_size_test, False)]
         if h_flip:
@@ -79,6 +81,7 @@ class FCOSTestTimeAugmentation:
         self.size_divisibility = size_divisibility
         self.nms_thresh = nms_thresh
         self.detections_per_img = detections_per_img
+        self.detections_per_img_ties = detections_per_img_ties
 
     @classmethod
     def from_config(cls, cfg: CfgNode) -> FCOSTestTimeAugmentation:
@@ -94,6 +97,7 @@ class FCOSTestTimeAugmentation:
             size_divisibility=cfg.DATALOADER.SIZE_DIVISIBILITY,
             nms_thresh=cfg.MODEL.FCOS.NMS_TH,
             detections_per_img=cfg.TEST.DETECTIONS_PER_IMG,
+            detections_per_img_ties=cfg.TEST.DETECTIONS_PER_IMG_TIES,
         )
 
     @torch.no_grad()
@@ -112,7 +116,10 @@ class FCOSTestTimeAugmentation:
         per_pass = [self._run_pass(model, images, *p) for p in self.passes]
         return [
             select_over_all_levels(
-                cat_boxlist(list(dets)), self.nms_thresh, self.detections_per_img
+                cat_boxlist(list(dets)),
+                self.nms_thresh,
+                self.detections_per_img,
+                self.detections_per_img_ties,
             )
             for dets in zip(*per_pass)
         ]
