@@ -16,6 +16,8 @@ added to every width and height (1.0 or 0.0), or for the NMS rule of the convent
 from __future__ import annotations
 
 import numpy as np
+import torch
+from torch import Tensor
 
 PLUS_ONE = "plus_one"
 CONTINUOUS = "continuous"
@@ -36,6 +38,16 @@ def check_box_convention(convention: str, key: str = "MODEL.BOX_CONVENTION") -> 
 def box_offset(convention: str) -> float:
     """What the convention adds to ``x2 - x1`` to get a width: 1.0 (plus_one) or 0.0."""
     return _OFFSETS[check_box_convention(convention)]
+
+
+def from_pixel_edges(boxes: Tensor, convention: str) -> Tensor:
+    """xyxy boxes whose x2, y2 are pixel edges (a COCO box's x + w, a VOC box's xmax) in
+    ``convention``: unchanged for "continuous", x2 - 1 and y2 - 1 (the last pixel inside) for
+    "plus_one", so that COCO [x, y, w, h] -> [x, y, x + w - 1, y + h - 1] as the original."""
+    offset = box_offset(convention)
+    if not offset:
+        return boxes
+    return torch.cat((boxes[:, :2], boxes[:, 2:] - offset), dim=1)
 
 
 def nms_rule(convention: str, iou_threshold: float) -> tuple[float, float]:
@@ -60,5 +72,6 @@ __all__ = [
     "PLUS_ONE",
     "box_offset",
     "check_box_convention",
+    "from_pixel_edges",
     "nms_rule",
 ]
