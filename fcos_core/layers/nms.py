@@ -81,8 +81,27 @@ def nms(boxes: Tensor, scores: Tensor, iou_threshold: float) -> Tensor:
         LongTensor[K] indices of kept boxes, sorted by decreasing score.
     """
     check_nms_inputs(boxes, scores, iou_threshold)
-    if _ops.HAS_EXT:
+    if _ops.use_kernel("fcos::nms", boxes, reference=fallback_name(boxes.device.type)):
         return torch.ops.fcos.nms(boxes, scores, float(iou_threshold))
+    return nms_fallback(boxes, scores, iou_threshold)
+
+
+def fallback_name(device_type: str) -> str:
+    """What :func:`nms_fallback` uses on ``device_type`` (for the fallback warning)."""
+    if _ops.torchvision_has_nms(device_type):
+        return "torchvision.ops.nms"
+    return "the pure-PyTorch reference NMS"
+
+
+def nms_fallback(boxes: Tensor, scores: Tensor, iou_threshold: float) -> Tensor:
+    """NMS without our kernel: torchvision's compiled NMS where it has a kernel for the device
+    (the same maths as the default convention: xyxy without +1, suppress when IoU > threshold;
+    ties in score may come out in another order), else :func:`nms_reference`.
+    Call it only for torchvision's box convention."""
+    if _ops.torchvision_has_nms(boxes.device.type):
+        import torchvision
+
+        return torchvision.ops.nms(boxes, scores, float(iou_threshold))
     return nms_reference(boxes, scores, iou_threshold)
 
 
