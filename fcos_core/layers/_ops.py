@@ -17,6 +17,7 @@ from __future__ import annotations
 import importlib
 import os
 import warnings
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -29,6 +30,7 @@ _FALSE_VALUES = ("", "0", "false", "no", "off")
 OP_NAMES = ("fcos::nms", "fcos::sigmoid_focal_loss", "fcos::_sigmoid_focal_loss_backward")
 # torch device type -> dispatch key of a backend kernel
 DISPATCH_KEYS = {"cpu": "CPU", "cuda": "CUDA", "mps": "MPS", "xpu": "XPU", "meta": "Meta"}
+REFERENCE = "the pure-PyTorch reference"
 BUILD_HINT = (
     "FORCE_CUDA=1 pip install --no-build-isolation -e . (needs an nvcc whose major version "
     "matches torch's CUDA {cuda}; TORCH_CUDA_ARCH_LIST selects the GPU architectures)"
@@ -149,12 +151,14 @@ def warn_fallback(op_name: str, device_type: str, reference: str) -> None:
     )
 
 
-def use_kernel(op_name: str, tensor: Tensor, reference: str = "the pure-PyTorch reference") -> bool:
+def use_kernel(
+    op_name: str, tensor: Tensor, reference: Callable[[str], str] = lambda device_type: REFERENCE
+) -> bool:
     """Whether to call the compiled ``op_name`` for an input like ``tensor``.
 
     False without the extension (the import warning said so), or with a warning naming
-    ``reference`` when the extension lacks a kernel for this device. Fake and meta tensors always
-    use the op (its fake kernel), whatever device they claim.
+    ``reference(device type)`` when the extension lacks a kernel for this device. Fake and meta
+    tensors always use the op (its fake kernel), whatever device they claim.
     """
     if not HAS_EXT:
         return False
@@ -162,21 +166,27 @@ def use_kernel(op_name: str, tensor: Tensor, reference: str = "the pure-PyTorch 
         return True
     if has_kernel(op_name, tensor.device.type):
         return True
-    warn_fallback(op_name, tensor.device.type, reference)
+    warn_fallback(op_name, tensor.device.type, reference(tensor.device.type))
     return False
+
+
+def _torchvision_nms_devices() -> frozenset[str]:
+    try:
+        import torchvision  # noqa: F401 - registers torchvision::nms
+    except ImportError:
+        return frozenset()
+    if not hasattr(torch.ops.torchvision, "nms"):
+        return frozenset()
+    has = torch._C._dispatch_has_kernel_for_dispatch_key
+    return frozenset(dev for dev, key in DISPATCH_KEYS.items() if has("torchvision::nms", key))
+
+
+TORCHVISION_NMS_DEVICES = _torchvision_nms_devices()
 
 
 def torchvision_has_nms(device_type: str) -> bool:
     """True when torchvision's compiled NMS has a kernel for ``device_type``."""
-    key = DISPATCH_KEYS.get(device_type)
-    try:
-        import torchvision  # noqa: F401 - registers torchvision::nms
-    except ImportError:
-        return False
-    has = torch._C._dispatch_has_kernel_for_dispatch_key
-    return (
-        key is not None and hasattr(torch.ops.torchvision, "nms") and has("torchvision::nms", key)
-    )
+    return device_type in TORCHVISION_NMS_DEVICES
 
 
 def extension_summary() -> str:

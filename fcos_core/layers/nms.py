@@ -81,7 +81,7 @@ def nms(boxes: Tensor, scores: Tensor, iou_threshold: float) -> Tensor:
         LongTensor[K] indices of kept boxes, sorted by decreasing score.
     """
     check_nms_inputs(boxes, scores, iou_threshold)
-    if _ops.use_kernel("fcos::nms", boxes, reference=fallback_name(boxes.device.type)):
+    if _ops.use_kernel("fcos::nms", boxes, reference=fallback_name):
         return torch.ops.fcos.nms(boxes, scores, float(iou_threshold))
     return nms_fallback(boxes, scores, iou_threshold)
 
