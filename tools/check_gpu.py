@@ -127,7 +127,7 @@ def quickstart_section(args: argparse.Namespace, timeout: float, log) -> list[Ro
                         os.path.join(out_dir, name), os.path.join(args.out, f"quickstart_{name}")
                     )
     seconds = round(time.time() - start, 1)
-    found = re.search(r"AP (\d\.\d+)\s+AP50 (\d\.\d+)\s+AP75 (\d\.\d+)", out)
+    found = re.search(r"val split: AP (\d\.\d+)\s+AP50 (\d\.\d+)\s+AP75 (\d\.\d+)", out)
     timing = re.search(r"Quickstart finished in .*", out)
     if code != 0 or not found:
         why = "timed out" if code is None else f"exit {code}"
