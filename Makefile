@@ -42,8 +42,11 @@ $(DEPS_STAMP): $(PINS_FILE)
 	$(PIP) install $(PINNED)
 	touch $@
 
-$(EXT_STAMP): $(DEPS_STAMP) setup.py pyproject.toml $(CSRC)
-	$(PIP) install --no-build-isolation -e .
+# CPU kernels only here (FORCE_CUDA=0): a CUDA build for every architecture takes many minutes on
+# this 2-core machine, and `make check-cuda` compiles the CUDA kernels anyway. A plain
+# `pip install --no-build-isolation -e .` builds the CUDA kernels whenever nvcc matches torch.
+$(EXT_STAMP): $(DEPS_STAMP) setup.py build_decision.py pyproject.toml $(CSRC)
+	FORCE_CUDA=0 $(PIP) install --no-build-isolation -e .
 	touch $@
 
 test: install

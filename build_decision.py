@@ -18,10 +18,12 @@ from __future__ import annotations
 
 import os
 import re
+import shlex
 import shutil
 import subprocess
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 MIN_NVCC = (12, 0)  # torch 2.x headers need C++17 and CUDA 12 for its CUDA 12/13 builds
 INSTALL = "pip install --no-build-isolation -e ."
@@ -124,6 +126,29 @@ def fallback_message(stage: str, error: BaseException, next_step: str) -> str:
         f"fcos_core: compiling the {stage} failed ({type(error).__name__}: {detail}); "
         f"installing {next_step} instead. See the compiler output above; retry with "
         f"`{INSTALL}` once it is fixed (FORCE_CUDA=1 makes a CUDA failure fatal)."
+    )
+
+
+def openmp_problem(cxx: str, run: Any = subprocess.run) -> str | None:
+    """Why ``cxx`` cannot compile torch's CPU headers (they include <omp.h>), or None.
+
+    Clang without libomp (Debian's clang, macOS) is the usual case; checked by preprocessing one
+    include, so the message can say what to install instead of a compiler error.
+    """
+    if os.name == "nt":
+        return None
+    try:
+        result = run(
+            [*shlex.split(cxx), "-fopenmp", "-x", "c++", "-E", "-", "-o", os.devnull],
+            input="#include <omp.h>\n", capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+    except (OSError, subprocess.SubprocessError) as error:
+        return f"the C++ compiler {cxx!r} could not be run ({error})"
+    if result.returncode == 0:
+        return None
+    return (
+        f"the C++ compiler {cxx!r} has no OpenMP (<omp.h>), which torch's CPU headers include; "
+        "install libomp-dev (Debian/Ubuntu clang) or `brew install libomp` (macOS), or use g++"
     )
 
 

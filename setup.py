@@ -16,6 +16,7 @@ from __future__ import annotations
 import glob
 import os
 import sys
+import sysconfig
 from typing import Any
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -24,6 +25,7 @@ from build_decision import (  # noqa: E402
     BuildDecision,
     decide,
     fallback_message,
+    openmp_problem,
     real_probes,
 )
 
@@ -92,6 +94,9 @@ class FallbackBuildExt(BuildExtension):
             announce(DECISION.message)
             info["message"] = DECISION.message
         try:
+            problem = openmp_problem(self.cxx_command())
+            if problem:
+                raise RuntimeError(problem)
             if DECISION.cuda:
                 info["cuda_archs"] = cuda_archs_built()
                 info["nvcc"] = PROBES.nvcc_version
@@ -101,6 +106,10 @@ class FallbackBuildExt(BuildExtension):
                 raise
             info = self.build_less(error, info)
         self.write_build_info(info)
+
+    def cxx_command(self) -> str:
+        """The C++ compiler the build will use: CXX, else Python's (as distutils picks it)."""
+        return os.environ.get("CXX") or sysconfig.get_config_var("CXX") or "c++"
 
     def build_less(self, error: Exception, info: dict[str, Any]) -> dict[str, Any]:
         if info["cuda"]:
