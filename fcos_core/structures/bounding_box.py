@@ -153,10 +153,17 @@ class BoxList:
         return (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
 
     # ----------------------------------------------------------- container
-    def to(self, device: torch.device | str) -> BoxList:
-        out = BoxList(self.bbox.to(device), self.size, self.mode)
+    def to(self, device: torch.device | str, non_blocking: bool = False) -> BoxList:
+        out = BoxList(self.bbox.to(device, non_blocking=non_blocking), self.size, self.mode)
         for k, v in self.extra_fields.items():
-            out.add_field(k, v.to(device) if hasattr(v, "to") else v)
+            out.add_field(k, v.to(device, non_blocking=non_blocking) if hasattr(v, "to") else v)
+        return out
+
+    def pin_memory(self) -> BoxList:
+        """Page-locked copy (the DataLoader's pin_memory=True calls this)."""
+        out = BoxList(self.bbox.pin_memory(), self.size, self.mode)
+        for k, v in self.extra_fields.items():
+            out.add_field(k, v.pin_memory() if isinstance(v, torch.Tensor) else v)
         return out
 
     def __getitem__(self, item: Any) -> BoxList:
