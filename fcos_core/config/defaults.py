@@ -17,6 +17,15 @@ _C = CN()
 # Base seed (fcos addition). Weight init, data order and per-iteration augmentation are derived
 # from (SEED, iteration, slot), so a resumed run reproduces the uninterrupted one.
 _C.SEED = 0
+# cuDNN autotuning (torch.backends.cudnn.benchmark). Off, as detectron2: FCOS trains on varying
+# image sizes and every new input shape would be tuned again. Turn on for fixed-size inputs.
+_C.CUDNN_BENCHMARK = False
+# Deterministic kernels where torch has them (torch.use_deterministic_algorithms, warn_only) and
+# cuDNN deterministic mode; slower. Without it GPU runs are not bitwise reproducible.
+_C.DETERMINISTIC = False
+# Timeout (minutes) of every collective (NCCL/gloo): a dead or stuck rank ends the job with an
+# error instead of hanging it.
+_C.DIST_TIMEOUT_MINUTES = 10.0
 
 # -----------------------------------------------------------------------------
 # MODEL

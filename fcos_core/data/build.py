@@ -31,6 +31,7 @@ from fcos_core.data.samplers import (
 )
 from fcos_core.data.transforms import build_transforms
 from fcos_core.structures.box_convention import DEFAULT_BOX_CONVENTION
+from fcos_core.utils.device_setup import pin_memory_for
 
 logger = logging.getLogger(__name__)
 
@@ -174,6 +175,7 @@ def _loader_for(
         num_workers=cfg.DATALOADER.NUM_WORKERS,
         collate_fn=BatchCollator(cfg.DATALOADER.SIZE_DIVISIBILITY),
         worker_init_fn=_worker_init,
+        pin_memory=pin_memory_for(cfg.MODEL.DEVICE),  # ImageList / BoxList.pin_memory
     )
 
 

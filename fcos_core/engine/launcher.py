@@ -19,6 +19,7 @@ from fcos_core.data.build import make_data_loader
 from fcos_core.engine.amp import make_grad_scaler
 from fcos_core.engine.inference import inference
 from fcos_core.engine.trainer import do_train
+from fcos_core.layers._ops import extension_summary
 from fcos_core.modeling.backbone.backbone import convert_sync_batchnorm_if_needed
 from fcos_core.modeling.detector import build_detection_model
 from fcos_core.solver import make_lr_scheduler, make_optimizer
@@ -30,6 +31,7 @@ from fcos_core.utils.comm import (
     is_main_process,
     synchronize,
 )
+from fcos_core.utils.device_setup import configure_backends, ddp_kwargs
 from fcos_core.utils.env import resolve_device, seed_all, tune_malloc_for_cpu_training
 from fcos_core.utils.fast_path import prepare_fast_inference
 from fcos_core.utils.logger import setup_logger
@@ -59,13 +61,16 @@ def setup(cfg: CfgNode, local_rank: int, config_file: str | None, log_env: bool 
         os.makedirs(output_dir, exist_ok=True)
     log = setup_logger("fcos_core", output_dir if rank == 0 else None, rank)
     cfg.MODEL.DEVICE = resolve_device(cfg.MODEL.DEVICE)
-    distributed = init_distributed(cfg.MODEL.DEVICE, local_rank)
+    distributed = init_distributed(cfg.MODEL.DEVICE, local_rank, cfg.DIST_TIMEOUT_MINUTES)
+    configure_backends(cfg)
     if cfg.MODEL.DEVICE == "cpu":
         tune_malloc_for_cpu_training()
     backend = f", {torch.distributed.get_backend()} backend" if distributed else ""
     log.info("Using %d process(es)%s; device %s", get_world_size(), backend, cfg.MODEL.DEVICE)
     if log_env:
         log.info("Collecting env info (might take some time)\n%s", collect_env_info())
+    else:  # always: which backends our ops have and what falls back
+        log.info("fcos_core._C: %s", extension_summary())
     if config_file:
         with open(config_file) as f:
             log.info("Loaded configuration file %s:\n%s", config_file, f.read())
@@ -87,11 +92,9 @@ def build_model(cfg: CfgNode, distributed: bool, local_rank: int) -> nn.Module:
 def _wrap_ddp(model: nn.Module, cfg: CfgNode, local_rank: int) -> nn.Module:
     """DDP without per-forward buffer syncing (each rank keeps its BN statistics, as in
     maskrcnn-benchmark; SyncBN, when asked for, shares them instead)."""
-    device_ids = [local_rank] if cfg.MODEL.DEVICE.startswith("cuda") else None
     return nn.parallel.DistributedDataParallel(
-        model, device_ids=device_ids, output_device=local_rank if device_ids else None,
-        forward_sync_buffers=False,
-    )  # fmt: skip
+        model, **ddp_kwargs(cfg.MODEL.DEVICE, local_rank), forward_sync_buffers=False
+    )
 
 
 def train(cfg: CfgNode, local_rank: int, distributed: bool) -> nn.Module:

@@ -136,8 +136,10 @@ class Trainer:
 
     def step(self, images: Any, targets: Any, it: int) -> dict[str, torch.Tensor] | None:
         """One optimisation step; returns the process-averaged losses, None if skipped."""
-        images = images.to(self.device)
-        targets = [t.to(self.device) for t in targets]
+        # Asynchronous copies from the DataLoader's pinned batches (CUDA); the kernels that use
+        # them run on the same stream, after the copies.
+        images = images.to(self.device, non_blocking=True)
+        targets = [t.to(self.device, non_blocking=True) for t in targets]
         with autocast(self.device.type, self.amp_dtype):
             loss_dict = self.model(images, targets)
         losses = sum(loss.float() for loss in loss_dict.values())

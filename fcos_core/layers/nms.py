@@ -93,7 +93,7 @@ def nms_reference(
     return order[torch.cat(kept)]
 
 
-def _export_nms(boxes: Tensor, scores: Tensor, iou_threshold: float, offset: float) -> Tensor:
+def _torchvision_nms(boxes: Tensor, scores: Tensor, iou_threshold: float, offset: float) -> Tensor:
     """NMS as an ONNX NonMaxSuppression node (torchvision's exporter), for ``torch.onnx.export``.
 
     IoU with +``offset`` widths equals the plain IoU of the boxes with x2, y2 moved by ``offset``.
@@ -127,11 +127,34 @@ def nms(
     if torch.onnx.is_in_onnx_export():
         if suppress_equal:
             raise ValueError("nms: suppress_equal has no ONNX NonMaxSuppression equivalent")
-        return _export_nms(boxes, scores, iou_threshold, offset)
-    if _ops.HAS_EXT:
+        return _torchvision_nms(boxes, scores, iou_threshold, offset)
+    if _ops.use_kernel("fcos::nms", boxes, reference=fallback_name):
         return torch.ops.fcos.nms(
             boxes, scores, float(iou_threshold), float(offset), bool(suppress_equal)
         )
+    return nms_fallback(boxes, scores, iou_threshold, offset, suppress_equal)
+
+
+def fallback_name(device_type: str) -> str:
+    """What :func:`nms_fallback` uses on ``device_type`` (for the fallback warning)."""
+    if _ops.torchvision_has_nms(device_type):
+        return "torchvision.ops.nms (the pure-PyTorch reference NMS with suppress_equal)"
+    return "the pure-PyTorch reference NMS"
+
+
+def nms_fallback(
+    boxes: Tensor,
+    scores: Tensor,
+    iou_threshold: float,
+    offset: float = 0.0,
+    suppress_equal: bool = False,
+) -> Tensor:
+    """NMS without our kernel: torchvision's compiled NMS where it has a kernel for the device
+    (suppression at IoU > threshold; a +``offset`` convention is the plain IoU of boxes with x2, y2
+    moved by ``offset``; ties in score may come out in another order), else, and always for the
+    ``suppress_equal`` rule, :func:`nms_reference`."""
+    if not suppress_equal and _ops.torchvision_has_nms(boxes.device.type):
+        return _torchvision_nms(boxes, scores, iou_threshold, offset)
     return nms_reference(boxes, scores, iou_threshold, offset, suppress_equal)
 
 

@@ -79,7 +79,7 @@ def sigmoid_focal_loss(logits: Tensor, targets: Tensor, gamma: float, alpha: flo
         Tensor[R, C] loss per element, dtype of ``logits``; differentiable w.r.t. ``logits``.
     """
     check_focal_inputs(logits, targets)
-    if _ops.HAS_EXT:
+    if _ops.use_kernel("fcos::sigmoid_focal_loss", logits):
         return torch.ops.fcos.sigmoid_focal_loss(logits, targets, float(gamma), float(alpha))
     return sigmoid_focal_loss_reference(logits, targets, gamma, alpha)
 

@@ -191,10 +191,17 @@ class BoxList:
         return (b[:, 2] - b[:, 0] + off) * (b[:, 3] - b[:, 1] + off)
 
     # ----------------------------------------------------------- container
-    def to(self, device: torch.device | str) -> BoxList:
-        out = self._new(self.bbox.to(device))
+    def to(self, device: torch.device | str, non_blocking: bool = False) -> BoxList:
+        out = self._new(self.bbox.to(device, non_blocking=non_blocking))
         for k, v in self.extra_fields.items():
-            out.add_field(k, v.to(device) if hasattr(v, "to") else v)
+            out.add_field(k, v.to(device, non_blocking=non_blocking) if hasattr(v, "to") else v)
+        return out
+
+    def pin_memory(self) -> BoxList:
+        """Page-locked copy (the DataLoader's pin_memory=True calls this)."""
+        out = self._new(self.bbox.pin_memory())
+        for k, v in self.extra_fields.items():
+            out.add_field(k, v.pin_memory() if isinstance(v, torch.Tensor) else v)
         return out
 
     def __getitem__(self, item: Any) -> BoxList:

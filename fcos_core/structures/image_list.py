@@ -27,6 +27,10 @@ class ImageList:
     def to(self, device: torch.device | str, **kwargs) -> ImageList:
         return ImageList(self.tensors.to(device, **kwargs), self.image_sizes)
 
+    def pin_memory(self) -> ImageList:
+        """Page-locked copy (the DataLoader's pin_memory=True calls this)."""
+        return ImageList(self.tensors.pin_memory(), self.image_sizes)
+
     def __len__(self) -> int:
         return len(self.image_sizes)
 
