@@ -8,6 +8,7 @@ torch has them; slower), ``DIST_TIMEOUT_MINUTES`` (timeout of every collective).
 
 from __future__ import annotations
 
+import inspect
 import logging
 import os
 from typing import Any
@@ -36,6 +37,16 @@ def ddp_kwargs(device: str, local_rank: int) -> dict[str, Any]:
     if torch.device(device).type == "cuda":
         return {"device_ids": [local_rank], "output_device": local_rank}
     return {"device_ids": None, "output_device": None}
+
+
+def no_forward_buffer_sync() -> dict[str, bool]:
+    """The DDP keyword that turns off the per-forward buffer broadcast: ``forward_sync_buffers``
+    since torch 2.13, the deprecated ``broadcast_buffers`` on older torch (GPU images may carry
+    one; found by ``make check-gpu`` on torch 2.11)."""
+    params = inspect.signature(torch.nn.parallel.DistributedDataParallel.__init__).parameters
+    if "forward_sync_buffers" in params:
+        return {"forward_sync_buffers": False}
+    return {"broadcast_buffers": False}
 
 
 def pin_memory_for(device: str) -> bool:

@@ -142,6 +142,7 @@ def nms_rows(device: str, num_sets: int = NMS_SETS) -> list[Row]:
     rows = []
     for conv in convention_combinations():
         label = ", ".join(f"{k}={v}" for k, v in conv.items()) or "default convention"
+
         def compare(conv: dict[str, Any] = conv) -> tuple[str, str, str]:
             gen = torch.Generator().manual_seed(0)
             bad = []
@@ -180,7 +181,7 @@ def focal_rows(device: str) -> list[Row]:
         grad_out = torch.rand(4000, 80, generator=gen)
 
         def run(fn: Callable, on: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-            x = logits.to(on).requires_grad_()
+            x = logits.to(on).detach().requires_grad_()  # a fresh leaf on every run
             loss = fn(x, targets.to(on), 2.0, 0.25)
             loss.backward(grad_out.to(on))
             return loss.detach().cpu(), x.grad.cpu()
