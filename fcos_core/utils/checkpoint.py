@@ -98,6 +98,7 @@ class Checkpointer:
         data.update(extra)
         path = os.path.join(self.save_dir, f"{name}.pth")
         self.logger.info("Saving checkpoint to %s", path)
+        os.makedirs(self.save_dir, exist_ok=True)
         self._remove_stale_temp_files()
         atomic_save(data, path)
         self.tag_last_checkpoint(path)
