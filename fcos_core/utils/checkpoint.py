@@ -20,9 +20,9 @@ import torch
 from torch import nn
 
 from fcos_core.utils.c2_model_loading import (
-    convert_c2_state_dict,
     convert_torchvision_resnet,
     is_torchvision_resnet,
+    load_c2_format,
     rename_for_deformable,
 )
 from fcos_core.utils.comm import is_main_process
@@ -34,7 +34,6 @@ from fcos_core.utils.safe_io import (
     UnsafeCheckpointError,
     atomic_save,
     atomic_write_text,
-    load_pkl,
     load_pth,
 )
 
@@ -241,7 +240,7 @@ class DetectronCheckpointer(Checkpointer):
     def _load_file(self, f: str) -> dict[str, Any]:
         f = self._local_path(f)
         if f.endswith(".pkl"):
-            converted = convert_c2_state_dict(load_pkl(f))
+            converted = load_c2_format(self.cfg, f)["model"]
             model_keys = list(_unwrap(self.model).state_dict().keys())
             return {"model": rename_for_deformable(converted, model_keys)}
         checkpoint = super()._load_file(f)
