@@ -252,13 +252,9 @@ class _ImportFileAction(argparse.Action):
         setattr(namespace, self.dest, [*(getattr(namespace, self.dest) or []), values])
 
 
-def launch_argument_parser(description: str) -> argparse.ArgumentParser:
-    """The arguments every launcher-compatible tool takes: --config-file, --register-file (any
-    number), --local_rank / --local-rank (set by ``torch.distributed.launch``; torchrun sets
-    $LOCAL_RANK instead) and trailing ``KEY VALUE`` config overrides. Tools add their own flags
-    before parsing."""
-    parser = argparse.ArgumentParser(description=description)
-    parser.add_argument("--config-file", default="", metavar="FILE", help="path to a yaml config")
+def add_register_file_argument(parser: argparse.ArgumentParser) -> None:
+    """Add ``--register-file FILE`` (repeatable): python files imported while the command line is
+    parsed, before the config is loaded (custom backbones, datasets)."""
     parser.add_argument(
         "--register-file",
         dest="register_files",
@@ -268,6 +264,16 @@ def launch_argument_parser(description: str) -> argparse.ArgumentParser:
         help="python file to import first, e.g. one that registers a custom backbone "
         "(@registry.BACKBONES.register(...)) or datasets; may be repeated",
     )
+
+
+def launch_argument_parser(description: str) -> argparse.ArgumentParser:
+    """The arguments every launcher-compatible tool takes: --config-file, --register-file (any
+    number), --local_rank / --local-rank (set by ``torch.distributed.launch``; torchrun sets
+    $LOCAL_RANK instead) and trailing ``KEY VALUE`` config overrides. Tools add their own flags
+    before parsing."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--config-file", default="", metavar="FILE", help="path to a yaml config")
+    add_register_file_argument(parser)
     parser.add_argument(
         "--local_rank",
         "--local-rank",
