@@ -90,10 +90,20 @@ def cache_url(url: str, model_dir: str | None = None, progress: bool = True) -> 
     model_dir = model_dir or cache_dir()
     os.makedirs(model_dir, exist_ok=True)
     cached_file = os.path.join(model_dir, url_to_filename(url))
+    failure: DownloadError | None = None
     if is_main_process() and not os.path.exists(cached_file):
         logger.info("Downloading %s to %s", url, cached_file)
-        download(url, cached_file, sha256_prefix=expected_sha256_prefix(url), progress=progress)
+        try:
+            download(url, cached_file, sha256_prefix=expected_sha256_prefix(url), progress=progress)
+        except DownloadError as e:
+            failure = e  # raised after the barrier, so the other ranks are not left waiting
     synchronize()
+    if failure is not None:
+        raise failure
+    if not os.path.exists(cached_file):
+        raise DownloadError(
+            f"{cached_file} is missing after the main process tried to download {url} (see its log)"
+        )
     return cached_file
 
 
