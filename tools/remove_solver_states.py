@@ -3,7 +3,9 @@
     python tools/remove_solver_states.py model_final.pth model_weights.pth
 
 Drops optimizer, scheduler, GradScaler, RNG states and the iteration count, so training from the
-result starts at iteration 0 with a fresh optimizer. The input is read with weights_only=True.
+result starts at iteration 0 with a fresh optimizer. Works on the original FCOS model-zoo files.
+The input is read with weights_only=True (tensors, NumPy values and plain containers only), so
+no code in it runs.
 """
 
 from __future__ import annotations

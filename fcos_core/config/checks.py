@@ -242,12 +242,42 @@ def run_cli(main: Callable[[], Any]) -> Any:
         sys.exit(EXIT_USER_ERROR)
 
 
+class _ImportFileAction(argparse.Action):
+    """``--register-file PATH``: import PATH as soon as it is parsed (once per process), so the
+    backbones or datasets it registers exist before the config is checked and the model built."""
+
+    def __call__(self, parser: Any, namespace: Any, values: Any, option_string: Any = None) -> None:
+        from fcos_core.utils.imports import import_user_files
+
+        try:
+            import_user_files([values])
+        except FileNotFoundError as e:
+            parser.error(f"{option_string}: {e}")
+        setattr(namespace, self.dest, [*(getattr(namespace, self.dest) or []), values])
+
+
+def add_register_file_argument(parser: argparse.ArgumentParser) -> None:
+    """Add ``--register-file FILE`` (repeatable): python files imported while the command line is
+    parsed, before the config is loaded (custom backbones, datasets)."""
+    parser.add_argument(
+        "--register-file",
+        dest="register_files",
+        action=_ImportFileAction,
+        default=[],
+        metavar="FILE",
+        help="python file to import first, e.g. one that registers a custom backbone "
+        "(@registry.BACKBONES.register(...)) or datasets; may be repeated",
+    )
+
+
 def launch_argument_parser(description: str) -> argparse.ArgumentParser:
-    """The arguments every launcher-compatible tool takes: --config-file, --local_rank /
-    --local-rank (set by ``torch.distributed.launch``; torchrun sets $LOCAL_RANK instead) and
-    trailing ``KEY VALUE`` config overrides. Tools add their own flags before parsing."""
+    """The arguments every launcher-compatible tool takes: --config-file, --register-file (any
+    number), --local_rank / --local-rank (set by ``torch.distributed.launch``; torchrun sets
+    $LOCAL_RANK instead) and trailing ``KEY VALUE`` config overrides. Tools add their own flags
+    before parsing."""
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--config-file", default="", metavar="FILE", help="path to a yaml config")
+    add_register_file_argument(parser)
     parser.add_argument(
         "--local_rank",
         "--local-rank",

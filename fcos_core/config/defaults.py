@@ -54,8 +54,8 @@ _C.MODEL.USE_SYNCBN = False
 # Keep weights and feature maps in torch.channels_last (NHWC): what oneDNN (CPU) and cuDNN
 # tensor-core convs run fastest on; ~25% off an R-50 training step on CPU. Same values either way.
 _C.MODEL.CHANNELS_LAST = True
-# Allow a Caffe2 .pkl given as a path in MODEL.WEIGHT (pickle; read with an allow-list that only
-# rebuilds NumPy arrays). catalog:// weights are always allowed (fcos addition).
+# No longer needed (kept so older configs load; it has no effect): every Caffe2 .pkl is read with
+# an allow-list unpickler that rebuilds only NumPy arrays, so no code in the file runs.
 _C.MODEL.WEIGHT_ALLOW_PICKLE = False
 
 # -----------------------------------------------------------------------------

@@ -267,7 +267,14 @@ def register_from_cfg(cfg: Any) -> None:
 
 
 class ModelCatalog:
-    """`catalog://` names -> URLs of pretrained weights (facts from the original repositories)."""
+    """`catalog://` names -> URLs of pretrained weights (facts from the original repositories).
+
+    The original FCOS model zoo and its MobileNetV2 ImageNet backbone are served from the Hugging
+    Face hub repository ``tianzhi/FCOS`` (the file host the original README first linked is
+    retired); Detectron's ImageNet ``.pkl`` files from dl.fbaipublicfiles.com; torchvision's from
+    download.pytorch.org. For a name in ``PROVIDED_FILES`` no live host is known: ``get`` returns
+    the bare file name, which the checkpointer looks for in the download cache.
+    """
 
     S3_C2_DETECTRON_URL = "https://dl.fbaipublicfiles.com/detectron"
     C2_IMAGENET_MODELS = {
@@ -276,13 +283,13 @@ class ModelCatalog:
         "MSRA/R-101": "ImageNetPretrained/MSRA/R-101.pkl",
         "MSRA/R-101-GN": "ImageNetPretrained/47592356/R-101-GN.pkl",
         "FAIR/20171220/X-101-32x8d": "ImageNetPretrained/20171220/X-101-32x8d.pkl",
-        "FAIR/20171220/X-101-64x4d": "ImageNetPretrained/20171220/X-101-64x4d.pkl",
     }
-    # The FCOS README notes the Detectron X-101-64x4d link is dead and gives this replacement.
-    X_101_64X4D_MIRROR = (
-        "https://cloudstor.aarnet.edu.au/plus/s/k3ys35075jmU1RP/download#X-101-64x4d.pkl"
-    )
-    # torchvision ImageNet weights (IMAGENET1K_V1), for the R-18/R-34/MobileNetV2 backbones.
+    # No live host: Detectron's X-101-64x4d link is dead (the FCOS README says so) and so is the
+    # mirror the README gave instead. name -> the file to provide (Detectron .pkl format).
+    PROVIDED_FILES = {"FAIR/20171220/X-101-64x4d": "X-101-64x4d.pkl"}
+    HF_FCOS_URL = "https://huggingface.co/tianzhi/FCOS/resolve/main/{}?download=true"
+    # torchvision ImageNet weights (IMAGENET1K_V1), for the R-18/R-34/MobileNetV2 backbones, and
+    # the MobileNetV2 ImageNet weights the original FCOS MNV2 configs start from.
     TORCHVISION_MODELS = {
         "torchvision/R-18": "https://download.pytorch.org/models/resnet18-f37072fd.pth",
         "torchvision/R-34": "https://download.pytorch.org/models/resnet34-b627a593.pth",
@@ -290,39 +297,40 @@ class ModelCatalog:
         "torchvision/R-101": "https://download.pytorch.org/models/resnet101-63fe2227.pth",
         "torchvision/R-152": "https://download.pytorch.org/models/resnet152-394f9c45.pth",
         "torchvision/MNV2": "https://download.pytorch.org/models/mobilenet_v2-b0353104.pth",
-        "FCOS/MNV2": "https://cloudstor.aarnet.edu.au/plus/s/xtixKaxLWmbcyf7/download#mobilenet_v2-ecbe2b5.pth",
+        "FCOS/MNV2": HF_FCOS_URL.format("mobilenet_v2-ecbe2b5.pth") + "#mobilenet_v2-ecbe2b5.pth",
     }
-    # Trained FCOS models of the original model zoo (COCO, 80 classes), by their README names.
-    _CLOUDSTOR = "https://cloudstor.aarnet.edu.au/plus/s/{}/download"
-    FCOS_MODELS = {
-        "FCOS_R_50_FPN_1x": "dDeDPBLEAt19Xrl",
-        "FCOS_imprv_R_50_FPN_1x": "ZSAqNJB96hA71Yf",
-        "FCOS_imprv_dcnv2_R_50_FPN_1x": "plKgHuykjiilzWr",
-        "FCOS_R_101_FPN_2x": "vjL3L0AW7vnhRTo",
-        "FCOS_imprv_R_101_FPN_2x": "hTeMuRa4pwtCemq",
-        "FCOS_imprv_dcnv2_R_101_FPN_2x": "xq2Ll7s0hpaQycO",
-        "FCOS_X_101_32x8d_FPN_2x": "U5myBfGF7MviZ97",
-        "FCOS_imprv_X_101_32x8d_FPN_2x": "WZ0i7RZW5BRpJu6",
-        "FCOS_imprv_dcnv2_X_101_32x8d_FPN_2x": "08UK0OP67TogLCU",
-        "FCOS_X_101_64x4d_FPN_2x": "wpwoCi4S8iajFi9",
-        "FCOS_imprv_X_101_64x4d_FPN_2x": "rKOJtwvJwcKVOz8",
-        "FCOS_imprv_dcnv2_X_101_64x4d_FPN_2x": "jdtVmG7MlugEXB7",
-        "FCOS_syncbn_bs32_c128_MNV2_FPN_1x": "3GKwaxZhDSOlCZ0",
-        "FCOS_syncbn_bs32_MNV2_FPN_1x": "OpJtCJLj104i2Yc",
-        "FCOS_bn_bs16_MNV2_FPN_1x": "B6BrLAiAEAYQkcy",
-    }
+    # Trained FCOS models of the original model zoo (COCO, 80 classes), by their README names;
+    # each is <name>.pth on the hub.
+    FCOS_MODELS = (
+        "FCOS_R_50_FPN_1x",
+        "FCOS_imprv_R_50_FPN_1x",
+        "FCOS_imprv_dcnv2_R_50_FPN_1x",
+        "FCOS_R_101_FPN_2x",
+        "FCOS_imprv_R_101_FPN_2x",
+        "FCOS_imprv_dcnv2_R_101_FPN_2x",
+        "FCOS_X_101_32x8d_FPN_2x",
+        "FCOS_imprv_X_101_32x8d_FPN_2x",
+        "FCOS_imprv_dcnv2_X_101_32x8d_FPN_2x",
+        "FCOS_X_101_64x4d_FPN_2x",
+        "FCOS_imprv_X_101_64x4d_FPN_2x",
+        "FCOS_imprv_dcnv2_X_101_64x4d_FPN_2x",
+        "FCOS_syncbn_bs32_c128_MNV2_FPN_1x",
+        "FCOS_syncbn_bs32_MNV2_FPN_1x",
+        "FCOS_bn_bs16_MNV2_FPN_1x",
+    )
 
     @classmethod
     def names(cls) -> list[str]:
         """Every known catalog name (without the `catalog://` prefix)."""
+        imagenet = (*cls.C2_IMAGENET_MODELS, *cls.PROVIDED_FILES, *cls.TORCHVISION_MODELS)
         return sorted(
-            [f"ImageNetPretrained/{k}" for k in (*cls.C2_IMAGENET_MODELS, *cls.TORCHVISION_MODELS)]
-            + [f"FCOS/{k}" for k in cls.FCOS_MODELS]
+            [f"ImageNetPretrained/{k}" for k in imagenet] + [f"FCOS/{k}" for k in cls.FCOS_MODELS]
         )
 
     @classmethod
     def get(cls, name: str) -> str:
-        """URL of `name` ("ImageNetPretrained/MSRA/R-50", "FCOS/FCOS_R_50_FPN_1x", ...).
+        """URL of `name` ("ImageNetPretrained/MSRA/R-50", "FCOS/FCOS_R_50_FPN_1x", ...), or the
+        bare file name for a name in ``PROVIDED_FILES``.
 
         A leading "catalog://" is accepted. The URL fragment (after '#'), when present, names the
         file to cache the download as.
@@ -330,15 +338,14 @@ class ModelCatalog:
         key = name.removeprefix("catalog://")
         if key.startswith("ImageNetPretrained/"):
             short = key[len("ImageNetPretrained/") :]
-            if short == "FAIR/20171220/X-101-64x4d":
-                return cls.X_101_64X4D_MIRROR
+            if short in cls.PROVIDED_FILES:
+                return cls.PROVIDED_FILES[short]
             if short in cls.C2_IMAGENET_MODELS:
                 return f"{cls.S3_C2_DETECTRON_URL}/{cls.C2_IMAGENET_MODELS[short]}"
             if short in cls.TORCHVISION_MODELS:
                 return cls.TORCHVISION_MODELS[short]
         if key.startswith("FCOS/") and key[len("FCOS/") :] in cls.FCOS_MODELS:
-            model = key[len("FCOS/") :]
-            return cls._CLOUDSTOR.format(cls.FCOS_MODELS[model]) + f"#{model}.pth"
+            return cls.HF_FCOS_URL.format(key[len("FCOS/") :] + ".pth")
         close = difflib.get_close_matches(key, cls.names(), n=3)
         hint = f" Did you mean {', '.join(close)}?" if close else ""
         raise KeyError(

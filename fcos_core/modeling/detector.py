@@ -43,7 +43,8 @@ class GeneralizedRCNN(nn.Module):
 
     @classmethod
     def from_config(cls, cfg: CfgNode) -> GeneralizedRCNN:
-        """Build backbone and FCOS module; checks that their strides agree."""
+        """Build backbone and FCOS module (as wide as the backbone's ``out_channels``); checks
+        that their strides agree."""
         backbone = build_backbone(cfg)
         strides = list(getattr(backbone, "out_strides", cfg.MODEL.FCOS.FPN_STRIDES))
         if strides != list(cfg.MODEL.FCOS.FPN_STRIDES):
@@ -53,7 +54,7 @@ class GeneralizedRCNN(nn.Module):
             )
         return cls(
             backbone=backbone,
-            rpn=FCOSModule.from_config(cfg),
+            rpn=FCOSModule.from_config(cfg, getattr(backbone, "out_channels", None)),
             size_divisibility=cfg.DATALOADER.SIZE_DIVISIBILITY,
             channels_last=cfg.MODEL.CHANNELS_LAST,
         )

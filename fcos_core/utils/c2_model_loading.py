@@ -13,6 +13,10 @@ ResNeXt X-101-32x8d / X-101-64x4d files) and what they become::
 
 Caffe2 folds BN statistics into the scale ``s`` and bias ``b``; each BN therefore also gets
 ``running_mean = 0`` and ``running_var = 1`` (exact with FrozenBatchNorm2d's eps = 0).
+
+``load_c2_format(cfg, f)`` (the original entry point) reads a ``.pkl`` with the allow-list
+unpickler and converts it with the loader that ``C2_FORMAT_LOADER`` registers for
+MODEL.BACKBONE.CONV_BODY (every ResNet/ResNeXt name, under the original's names too).
 """
 
 from __future__ import annotations
@@ -23,6 +27,10 @@ from collections import OrderedDict
 
 import numpy as np
 import torch
+from yacs.config import CfgNode
+
+from fcos_core.utils.registry import Registry, unknown_name_message
+from fcos_core.utils.safe_io import CheckpointLoadError, load_pkl
 
 logger = logging.getLogger(__name__)
 
@@ -102,6 +110,41 @@ def convert_c2_state_dict(blobs: dict[str, object]) -> OrderedDict[str, torch.Te
         ", ".join(dropped[:10]),
     )
     return converted
+
+
+# MODEL.BACKBONE.CONV_BODY -> fn(cfg, path) -> {"model": state_dict} for Caffe2 .pkl weights.
+C2_FORMAT_LOADER = Registry()
+
+
+@C2_FORMAT_LOADER.register("R-50-C4")
+@C2_FORMAT_LOADER.register("R-50-C5")
+@C2_FORMAT_LOADER.register("R-101-C4")
+@C2_FORMAT_LOADER.register("R-101-C5")
+@C2_FORMAT_LOADER.register("R-50-FPN")
+@C2_FORMAT_LOADER.register("R-101-FPN")
+@C2_FORMAT_LOADER.register("R-152-FPN")
+@C2_FORMAT_LOADER.register("R-50-FPN-RETINANET")
+@C2_FORMAT_LOADER.register("R-101-FPN-RETINANET")
+@C2_FORMAT_LOADER.register("R-152-FPN-RETINANET")
+def load_resnet_c2_format(cfg: CfgNode, f: str) -> dict[str, OrderedDict[str, torch.Tensor]]:
+    """A Detectron ResNet/ResNeXt ``.pkl`` as ``{"model": state_dict}`` in our names."""
+    return {"model": convert_c2_state_dict(load_pkl(f))}
+
+
+def load_c2_format(cfg: CfgNode, f: str) -> dict[str, OrderedDict[str, torch.Tensor]]:
+    """Load the Caffe2 ``.pkl`` ``f`` for the backbone MODEL.BACKBONE.CONV_BODY.
+
+    Raises:
+        CheckpointLoadError: no Caffe2 loader for that backbone (the message lists them), or the
+            file is unreadable or refused.
+    """
+    name = cfg.MODEL.BACKBONE.CONV_BODY
+    if name not in C2_FORMAT_LOADER:
+        raise CheckpointLoadError(
+            f"cannot load Caffe2 weights {f}: "
+            + unknown_name_message(C2_FORMAT_LOADER, name, "MODEL.BACKBONE.CONV_BODY")
+        )
+    return C2_FORMAT_LOADER[name](cfg, f)
 
 
 def _is_norm_key(key: str) -> bool:

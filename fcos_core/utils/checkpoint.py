@@ -20,21 +20,20 @@ import torch
 from torch import nn
 
 from fcos_core.utils.c2_model_loading import (
-    convert_c2_state_dict,
     convert_torchvision_resnet,
     is_torchvision_resnet,
+    load_c2_format,
     rename_for_deformable,
 )
 from fcos_core.utils.comm import is_main_process
 from fcos_core.utils.model_serialization import LoadReport, load_state_dict
-from fcos_core.utils.model_zoo import cache_url
+from fcos_core.utils.model_zoo import CACHE_ENV, cache_dir, cache_url
 from fcos_core.utils.rng import get_rng_states, set_rng_states
 from fcos_core.utils.safe_io import (
     CheckpointLoadError,
     UnsafeCheckpointError,
     atomic_save,
     atomic_write_text,
-    load_pkl,
     load_pth,
 )
 
@@ -98,6 +97,7 @@ class Checkpointer:
         data.update(extra)
         path = os.path.join(self.save_dir, f"{name}.pth")
         self.logger.info("Saving checkpoint to %s", path)
+        os.makedirs(self.save_dir, exist_ok=True)
         self._remove_stale_temp_files()
         atomic_save(data, path)
         self.tag_last_checkpoint(path)
@@ -111,12 +111,18 @@ class Checkpointer:
     def load(self, f: str | None = None, use_latest: bool = True) -> dict[str, Any]:
         """Resume from ``last_checkpoint`` if present (and ``use_latest``), else load ``f``.
 
+        As the original: the latest checkpoint of ``save_dir`` wins over ``f``; with neither, the
+        model keeps its initialisation and {} is returned. A ``last_checkpoint`` that names no
+        file (removed meanwhile) counts as none.
+
         Returns:
             the checkpoint's extra entries (e.g. ``{"iteration": 5000}``, plus ``"max_iter"`` when
             the run's schedule was fitted to SOLVER.MAX_MINUTES); {} when nothing was loaded.
         """
         if use_latest and self.has_checkpoint():
-            return self._resume()
+            candidates = self.resume_candidates()
+            if candidates:
+                return self._resume(candidates)
         if not f:
             self.logger.info("No checkpoint found. Initializing model from scratch")
             return {}
@@ -128,9 +134,19 @@ class Checkpointer:
         return bool(self.save_dir) and os.path.exists(os.path.join(self.save_dir, LAST_CHECKPOINT))
 
     def get_checkpoint_file(self) -> str:
-        """Path named by ``last_checkpoint`` (relative names resolve inside ``save_dir``)."""
-        with open(os.path.join(self.save_dir, LAST_CHECKPOINT)) as f:
-            name = f.read().strip()
+        """Path named by ``last_checkpoint`` (relative names resolve inside ``save_dir``).
+
+        Returns:
+            "" when there is no readable ``last_checkpoint`` (as the original: e.g. another
+            process has just removed it) or it is empty.
+        """
+        try:
+            with open(os.path.join(self.save_dir, LAST_CHECKPOINT)) as f:
+                name = f.read().strip()
+        except OSError:
+            return ""
+        if not name:
+            return ""
         return name if os.path.isabs(name) else os.path.join(self.save_dir, name)
 
     def tag_last_checkpoint(self, path: str) -> None:
@@ -139,15 +155,15 @@ class Checkpointer:
         atomic_write_text(os.path.join(self.save_dir, LAST_CHECKPOINT), rel + "\n")
 
     def resume_candidates(self) -> list[str]:
-        """The ``last_checkpoint`` target, then the other ``model_*.pth``, newest first."""
+        """The ``last_checkpoint`` target (if any), then the other ``model_*.pth``, newest first."""
         latest = self.get_checkpoint_file()
         others = [p for p in glob.glob(os.path.join(self.save_dir, "model_*.pth")) if p != latest]
         others.sort(key=lambda p: (os.path.getmtime(p), p), reverse=True)
-        return [latest] + others
+        return ([latest] if latest else []) + others
 
-    def _resume(self) -> dict[str, Any]:
+    def _resume(self, candidates: list[str]) -> dict[str, Any]:
         tried = []
-        for path in self.resume_candidates():
+        for path in candidates:
             try:
                 checkpoint = self._load_file(path)
             except UnsafeCheckpointError:
@@ -203,17 +219,38 @@ class DetectronCheckpointer(Checkpointer):
     """:class:`Checkpointer` that also reads ``catalog://`` names, http(s) URLs, Caffe2 ``.pkl``
     and torchvision ImageNet ResNet weights (``torchvision://resnet50`` or a downloaded file).
 
+    ``.pkl`` files are parsed with an allow-list unpickler (NumPy arrays and plain containers
+    only), so they load without any flag; ``MODEL.WEIGHT_ALLOW_PICKLE`` is no longer needed and
+    is accepted (and ignored) so that older configs keep loading.
+
     Args:
-        cfg: config; reads ``MODEL.WEIGHT_ALLOW_PICKLE``.
+        cfg: config (cloned).
         other arguments: as :class:`Checkpointer`.
     """
 
     def __init__(self, cfg: Any, model: nn.Module, *args: Any, **kwargs: Any) -> None:
         super().__init__(model, *args, **kwargs)
         self.cfg = cfg.clone()
+        if self.cfg.MODEL.WEIGHT_ALLOW_PICKLE:
+            self.logger.info(
+                "MODEL.WEIGHT_ALLOW_PICKLE is no longer needed: every .pkl is read with an "
+                "allow-list unpickler that rebuilds only NumPy arrays"
+            )
 
     def _load_file(self, f: str) -> dict[str, Any]:
-        from_catalog = False
+        f = self._local_path(f)
+        if f.endswith(".pkl"):
+            converted = load_c2_format(self.cfg, f)["model"]
+            model_keys = list(_unwrap(self.model).state_dict().keys())
+            return {"model": rename_for_deformable(converted, model_keys)}
+        checkpoint = super()._load_file(f)
+        if "model" not in checkpoint and is_torchvision_resnet(checkpoint):
+            self.logger.info("%s looks like torchvision ImageNet ResNet weights; converting", f)
+            return {"model": convert_torchvision_resnet(checkpoint)}
+        return checkpoint
+
+    def _local_path(self, f: str) -> str:
+        """Resolve ``catalog://`` and ``torchvision://`` names and download URLs to a file."""
         if f.startswith("catalog://"):
             from fcos_core.config.paths_catalog import ModelCatalog
 
@@ -222,23 +259,27 @@ class DetectronCheckpointer(Checkpointer):
             except KeyError as e:
                 raise CheckpointLoadError(str(e.args[0]) if e.args else str(e)) from None
             self.logger.info("%s points to %s", f, catalog_f)
-            f, from_catalog = catalog_f, True
+            if not catalog_f.startswith(("http://", "https://")):
+                return _provided_file(f, catalog_f)
+            f = catalog_f
         if f.startswith("torchvision://"):
-            f = cache_url(_torchvision_weights_url(f[len("torchvision://") :]))
-        elif f.startswith(("http://", "https://")):
-            f = cache_url(f)
-        if f.endswith(".pkl"):
-            allow = from_catalog or bool(self.cfg.MODEL.WEIGHT_ALLOW_PICKLE)
-            reason = "catalog weights" if from_catalog else "MODEL.WEIGHT_ALLOW_PICKLE is True"
-            blobs = load_pkl(f, allow_pickle=allow, reason=reason)
-            converted = convert_c2_state_dict(blobs)
-            model_keys = list(_unwrap(self.model).state_dict().keys())
-            return {"model": rename_for_deformable(converted, model_keys)}
-        checkpoint = super()._load_file(f)
-        if "model" not in checkpoint and is_torchvision_resnet(checkpoint):
-            self.logger.info("%s looks like torchvision ImageNet ResNet weights; converting", f)
-            return {"model": convert_torchvision_resnet(checkpoint)}
-        return checkpoint
+            return cache_url(_torchvision_weights_url(f[len("torchvision://") :]))
+        if f.startswith(("http://", "https://")):
+            return cache_url(f)
+        return f
+
+
+def _provided_file(name: str, file_name: str) -> str:
+    """The cached copy of a catalog file that no live host serves, or an error saying so."""
+    path = os.path.join(cache_dir(), file_name)
+    if os.path.isfile(path):
+        return path
+    raise CheckpointLoadError(
+        f"{name}: no live download host is known for {file_name} (the links the original "
+        f"repositories give are dead). Provide the file yourself: put it at {path} (the download "
+        f"cache; set ${CACHE_ENV} to use another folder), or set MODEL.WEIGHT to its path. "
+        "See docs/pretrained.md."
+    )
 
 
 def _torchvision_weights_url(arch: str) -> str:

@@ -1,13 +1,51 @@
-"""Device resolution and seeding."""
+"""Environment set-up (the original ``fcos_core.utils.env`` API), device resolution and seeding.
+
+``setup_environment()`` runs when this module is first imported, as in the original: when the
+``TORCH_DETECTRON_ENV_MODULE`` environment variable names a Python file, that file is imported
+and its ``setup_environment()`` function is called (site-specific paths, registrations, ...);
+otherwise nothing happens.
+"""
 
 from __future__ import annotations
 
 import ctypes
 import logging
+import os
 import random
 
 import numpy as np
 import torch
+
+from fcos_core.utils.imports import import_file
+
+# Environment variable naming a Python file with a ``setup_environment()`` function.
+ENV_MODULE_VARIABLE = "TORCH_DETECTRON_ENV_MODULE"
+CUSTOM_MODULE_NAME = "fcos_core.utils.env.custom_module"
+
+
+def setup_environment() -> None:
+    """Run the custom set-up named by ``$TORCH_DETECTRON_ENV_MODULE``, if set (else a no-op)."""
+    custom_module_path = os.environ.get(ENV_MODULE_VARIABLE)
+    if custom_module_path:
+        setup_custom_environment(custom_module_path)
+
+
+def setup_custom_environment(custom_module_path: str) -> None:
+    """Import the Python file ``custom_module_path`` and call its ``setup_environment()``.
+
+    Raises:
+        FileNotFoundError: the file does not exist.
+        AttributeError: it defines no callable ``setup_environment``.
+    """
+    module = import_file(CUSTOM_MODULE_NAME, custom_module_path)
+    setup = getattr(module, "setup_environment", None)
+    if not callable(setup):
+        raise AttributeError(
+            f"custom environment module {custom_module_path} (from ${ENV_MODULE_VARIABLE}) has no "
+            "callable setup_environment()"
+        )
+    setup()
+
 
 _warned_devices: set[str] = set()
 
@@ -59,3 +97,7 @@ def tune_malloc_for_cpu_training() -> bool:
         return ok and libc.mallopt(_M_TRIM_THRESHOLD, MALLOC_THRESHOLD_BYTES) == 1
     except (OSError, AttributeError):
         return False
+
+
+# As in the original: the custom environment is set up when this module is first imported.
+setup_environment()

@@ -5,14 +5,14 @@ folder, ``fsync`` it, then ``os.replace`` it over the destination, so a kill at 
 either the old file or the new one, never half a file.
 
 Reading: ``.pth`` files go through ``torch.load(weights_only=True)``, which refuses pickles that
-reference arbitrary code. Caffe2 ``.pkl`` files need pickle; they are read with an allow-list
-unpickler that only rebuilds NumPy arrays and plain containers, and only when the caller allows it
-(catalog weights or an explicit flag).
+reference arbitrary code; NumPy arrays, scalars and dtypes (which older training checkpoints hold
+in solver states) are allowed too. Caffe2/Detectron ``.pkl`` files are read with an allow-list
+unpickler that only rebuilds NumPy arrays and plain containers: no code in the file runs, so any
+``.pkl`` loads without a flag, and one that references anything else is refused, naming the global.
 """
 
 from __future__ import annotations
 
-import logging
 import os
 import pickle
 import tempfile
@@ -20,8 +20,6 @@ from typing import IO, Any
 
 import numpy as np
 import torch
-
-logger = logging.getLogger(__name__)
 
 
 class CheckpointLoadError(RuntimeError):
@@ -84,14 +82,17 @@ def load_pth(path: str) -> Any:
     if not os.path.isfile(path):
         raise CheckpointLoadError(f"checkpoint file not found: {path}")
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        with torch.serialization.safe_globals(_numpy_safe_globals()):
+            return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
         first_line = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         if "weights only load failed" in str(e).lower():
             raise UnsafeCheckpointError(
-                f"refusing to load {path}: it contains objects other than tensors and plain "
-                f"containers, which could run code when unpickled ({_unsupported_global(e)}). "
-                "Re-save it with tools/remove_solver_states.py from a trusted source."
+                f"refusing to load {path}: it contains objects other than tensors, NumPy arrays "
+                f"and plain containers, which could run code when unpickled "
+                f"({_unsupported_global(e)}). If you trust its source, keep only its weights in "
+                "a separate Python session: torch.save({'model': torch.load(PATH, "
+                "weights_only=False)['model']}, 'weights.pth'), and load weights.pth."
             ) from None
         raise CheckpointLoadError(f"cannot read checkpoint {path}: {first_line}") from None
     except (RuntimeError, EOFError, ValueError, OSError) as e:
@@ -109,17 +110,44 @@ def _unsupported_global(error: Exception) -> str:
     return "weights-only unpickling refused it"
 
 
-# Globals a Caffe2/Detectron .pkl legitimately needs: NumPy array reconstruction only.
+# Globals a Caffe2/Detectron .pkl legitimately needs: NumPy array reconstruction only. Files
+# pickled by NumPy < 2 name ``numpy.core``, newer ones ``numpy._core``; ``_codecs.encode`` turns
+# the array bytes of a protocol-2 pickle back into bytes.
+_MULTIARRAY = np._core.multiarray
 _PKL_ALLOWED_GLOBALS: dict[tuple[str, str], Any] = {
-    ("numpy.core.multiarray", "_reconstruct"): np._core.multiarray._reconstruct,
-    ("numpy._core.multiarray", "_reconstruct"): np._core.multiarray._reconstruct,
-    ("numpy.core.multiarray", "scalar"): np._core.multiarray.scalar,
-    ("numpy._core.multiarray", "scalar"): np._core.multiarray.scalar,
+    ("numpy.core.multiarray", "_reconstruct"): _MULTIARRAY._reconstruct,
+    ("numpy._core.multiarray", "_reconstruct"): _MULTIARRAY._reconstruct,
+    ("numpy.core.multiarray", "scalar"): _MULTIARRAY.scalar,
+    ("numpy._core.multiarray", "scalar"): _MULTIARRAY.scalar,
+    ("numpy.core.numeric", "_frombuffer"): np._core.numeric._frombuffer,
+    ("numpy._core.numeric", "_frombuffer"): np._core.numeric._frombuffer,
     ("numpy", "ndarray"): np.ndarray,
     ("numpy", "dtype"): np.dtype,
     ("collections", "OrderedDict"): __import__("collections").OrderedDict,
     ("_codecs", "encode"): __import__("codecs").encode,
 }
+
+
+def _numpy_dtype_classes() -> list[type]:
+    """``numpy.dtypes.Float32DType`` etc. (a pickled dtype is rebuilt through its class), without
+    the object dtype."""
+    return [
+        cls
+        for name in dir(np.dtypes)
+        if name.endswith("DType") and name != "ObjectDType"
+        for cls in [getattr(np.dtypes, name)]
+        if isinstance(cls, type)
+    ]
+
+
+def _numpy_safe_globals() -> list[Any]:
+    """The NumPy part of the allow-list, in ``torch.serialization.safe_globals`` form."""
+    entries: list[Any] = [
+        (obj, f"{module}.{name}")
+        for (module, name), obj in _PKL_ALLOWED_GLOBALS.items()
+        if module.startswith("numpy")
+    ]
+    return entries + _numpy_dtype_classes()
 
 
 class _AllowListUnpickler(pickle.Unpickler):
@@ -139,27 +167,19 @@ class _AllowListUnpickler(pickle.Unpickler):
         return _PKL_ALLOWED_GLOBALS[key]
 
 
-def load_pkl(path: str, allow_pickle: bool, reason: str = "") -> Any:
-    """Load a pickled (Caffe2 / Detectron) weights file with an allow-list unpickler.
+def load_pkl(path: str) -> Any:
+    """Load a pickled (Caffe2 / Detectron) weights file with the allow-list unpickler.
 
-    Args:
-        path: the ``.pkl`` file.
-        allow_pickle: must be True (catalog weights, or the user's explicit
-            ``MODEL.WEIGHT_ALLOW_PICKLE``); otherwise the file is refused.
-        reason: why pickle is allowed, for the warning.
+    Only NumPy arrays, scalars and dtypes and plain containers (dict, list, tuple, str, numbers)
+    are rebuilt, so nothing in the file can run code; Python 2 pickles are read with the latin1
+    encoding NumPy needs.
 
     Raises:
-        UnsafeCheckpointError: pickle not allowed, or the file references a disallowed global.
+        UnsafeCheckpointError: the file references another global (the message names it).
         CheckpointLoadError: missing, truncated or corrupt file.
     """
-    if not allow_pickle:
-        raise UnsafeCheckpointError(
-            f"refusing to unpickle {path}: .pkl weights are only read from the model catalog "
-            "(catalog://...) or with MODEL.WEIGHT_ALLOW_PICKLE True"
-        )
     if not os.path.isfile(path):
         raise CheckpointLoadError(f"checkpoint file not found: {path}")
-    logger.warning("Loading pickled weights %s (%s); only NumPy arrays are accepted", path, reason)
     try:
         with open(path, "rb") as f:
             return _AllowListUnpickler(f, path).load()

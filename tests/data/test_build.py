@@ -229,8 +229,8 @@ def test_model_catalog_urls():
     assert ModelCatalog.get("ImageNetPretrained/FAIR/20171220/X-101-32x8d").endswith(
         "20171220/X-101-32x8d.pkl"
     )
-    assert ModelCatalog.get("FCOS/FCOS_imprv_R_50_FPN_1x").endswith(
-        "ZSAqNJB96hA71Yf/download#FCOS_imprv_R_50_FPN_1x.pth"
+    assert ModelCatalog.get("FCOS/FCOS_imprv_R_50_FPN_1x") == (
+        "https://huggingface.co/tianzhi/FCOS/resolve/main/FCOS_imprv_R_50_FPN_1x.pth?download=true"
     )
     assert ModelCatalog.get("ImageNetPretrained/torchvision/R-18").endswith("resnet18-f37072fd.pth")
     with pytest.raises(KeyError, match="Did you mean ImageNetPretrained/MSRA/R-50"):

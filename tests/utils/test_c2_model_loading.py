@@ -123,3 +123,21 @@ def test_deformable_conv2_weights_are_renamed():
                   body + "layer1.0.conv2.weight"]  # fmt: skip
     renamed = rename_for_deformable(converted, model_keys)
     assert set(renamed) == {"layer2.0.conv2.conv.weight", "layer1.0.conv2.weight"}
+
+
+def test_load_c2_format_dispatches_on_conv_body(tmp_path):
+    from fcos_core.utils.c2_model_loading import C2_FORMAT_LOADER, load_c2_format
+    from fcos_core.utils.safe_io import CheckpointLoadError
+
+    blobs = _c2_r50_blobs(np.random.default_rng(1))
+    with open(tmp_path / "R-50.pkl", "wb") as f:
+        pickle.dump({"blobs": blobs}, f, protocol=2)
+    cfg = global_cfg.clone()
+    for name in ("R-50-C4", "R-50-FPN", "R-50-FPN-RETINANET"):  # the original's names
+        cfg.MODEL.BACKBONE.CONV_BODY = name
+        state = load_c2_format(cfg, str(tmp_path / "R-50.pkl"))["model"]
+        assert torch.equal(state["stem.conv1.weight"], torch.from_numpy(blobs["conv1_w"]))
+    cfg.MODEL.BACKBONE.CONV_BODY = "MNV2-FPN-RETINANET"
+    with pytest.raises(CheckpointLoadError, match=r"R-50\.pkl: MODEL\.BACKBONE\.CONV_BODY must"):
+        load_c2_format(cfg, str(tmp_path / "R-50.pkl"))
+    assert "R-101-FPN-RETINANET" in C2_FORMAT_LOADER

@@ -162,24 +162,36 @@ def test_crafted_pickle_checkpoint_is_refused(tmp_path):
     assert not marker.exists()
 
 
-def test_crafted_pkl_is_refused_even_when_pickle_allowed(tmp_path):
+def test_crafted_pkl_is_refused_with_or_without_the_old_flag(tmp_path):
     marker = tmp_path / "pwned"
     with open(tmp_path / "evil.pkl", "wb") as f:
         pickle.dump({"blobs": {"conv1_w": np.zeros(1)}, "x": _Exploit(str(marker))}, f)
-    cfg = global_cfg.clone()
-    cfg.MODEL.WEIGHT_ALLOW_PICKLE = True
-    with pytest.raises(
-        UnsafeCheckpointError, match=r"references posix\.system|references os\.system"
-    ):
-        DetectronCheckpointer(cfg, _small()).load(str(tmp_path / "evil.pkl"))
+    for allow in (False, True):
+        cfg = global_cfg.clone()
+        cfg.MODEL.WEIGHT_ALLOW_PICKLE = allow
+        with pytest.raises(
+            UnsafeCheckpointError, match=r"evil\.pkl: .*references (posix|os)\.system"
+        ):
+            DetectronCheckpointer(cfg, _small()).load(str(tmp_path / "evil.pkl"))
     assert not marker.exists()
 
 
-def test_pkl_needs_catalog_or_flag(tmp_path):
+def test_pkl_loads_without_a_flag(tmp_path):
+    # Changed on purpose (issue 14): .pkl files used to need MODEL.WEIGHT_ALLOW_PICKLE; the
+    # allow-list unpickler makes them safe, so a plain path loads.
+    weight = np.arange(64 * 3 * 7 * 7, dtype=np.float32).reshape(64, 3, 7, 7)
     with open(tmp_path / "w.pkl", "wb") as f:
-        pickle.dump({"blobs": {"conv1_w": np.zeros((64, 3, 7, 7), np.float32)}}, f)
-    with pytest.raises(UnsafeCheckpointError, match="WEIGHT_ALLOW_PICKLE"):
-        DetectronCheckpointer(global_cfg.clone(), _small()).load(str(tmp_path / "w.pkl"))
+        pickle.dump({"blobs": {"conv1_w": weight}}, f)
+
+    class _Stem(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.stem = nn.Module()
+            self.stem.conv1 = nn.Conv2d(3, 64, 7, bias=False)
+
+    model = _Stem()
+    DetectronCheckpointer(global_cfg.clone(), model).load(str(tmp_path / "w.pkl"))
+    assert model.stem.conv1.weight.detach().numpy().tobytes() == weight.tobytes()
 
 
 def test_only_main_process_writes(tmp_path):

@@ -2,26 +2,29 @@
 
 Dimension key: N images, H x W input size, F = MODEL.RESNETS.BACKBONE_OUT_CHANNELS.
 
-`build_backbone(cfg)` returns ``nn.Sequential(OrderedDict(body=..., fpn=...))`` (state_dict keys
-``body.*`` and ``fpn.*`` as in the original), mapping Tensor[N, 3, H, W] to [P3, P4, P5, P6, P7],
-each Tensor[N, F, H_l, W_l] at strides 8, 16, 32, 64, 128. The module carries ``out_channels`` (F)
-and ``out_strides`` (the five strides).
+`build_backbone(cfg)` looks MODEL.BACKBONE.CONV_BODY up in ``fcos_core.modeling.registry.BACKBONES``
+(each built-in builder registers itself below; user code may register more). The built-in ones
+return ``nn.Sequential(OrderedDict(body=..., fpn=...))`` (state_dict keys ``body.*`` and ``fpn.*``
+as in the original), mapping Tensor[N, 3, H, W] to [P3, P4, P5, P6, P7], each
+Tensor[N, F, H_l, W_l] at strides 8, 16, 32, 64, 128. The module carries ``out_channels`` (F) and
+``out_strides`` (the five strides).
 """
 
 from __future__ import annotations
 
 import logging
 from collections import OrderedDict
-from collections.abc import Callable
 from functools import partial
 
 import torch
 from torch import nn
 from yacs.config import CfgNode
 
+from fcos_core.modeling import registry
 from fcos_core.modeling.backbone.fpn import FPN
 from fcos_core.modeling.backbone.mobilenet import MobileNetV2
 from fcos_core.modeling.backbone.resnet import ResNet
+from fcos_core.utils.registry import unknown_name_message
 
 logger = logging.getLogger(__name__)
 
@@ -44,38 +47,44 @@ def _with_fpn(cfg: CfgNode, body: nn.Module) -> nn.Sequential:
 
 
 def build_resnet_fpn_backbone(cfg: CfgNode, *, depth: int) -> nn.Sequential:
-    """ResNet/ResNeXt-``depth`` body + FPN (P3-P5 laterals) + P6/P7."""
+    """ResNet/ResNeXt-``depth`` body + FPN (P3-P5 laterals) + P6/P7.
+
+    ResNeXt is R-101 with MODEL.RESNETS.NUM_GROUPS > 1.
+    """
     return _with_fpn(cfg, ResNet.from_config(cfg, depth=depth))
 
 
+registry.BACKBONES.register("R-18-FPN-RETINANET", partial(build_resnet_fpn_backbone, depth=18))
+registry.BACKBONES.register("R-34-FPN-RETINANET", partial(build_resnet_fpn_backbone, depth=34))
+registry.BACKBONES.register("R-50-FPN-RETINANET", partial(build_resnet_fpn_backbone, depth=50))
+registry.BACKBONES.register("R-101-FPN-RETINANET", partial(build_resnet_fpn_backbone, depth=101))
+registry.BACKBONES.register("R-152-FPN-RETINANET", partial(build_resnet_fpn_backbone, depth=152))
+
+
+@registry.BACKBONES.register("MNV2-FPN-RETINANET")
 def build_mnv2_fpn_backbone(cfg: CfgNode) -> nn.Sequential:
     """MobileNetV2 body + FPN (P3-P5 laterals) + P6/P7."""
     return _with_fpn(cfg, MobileNetV2.from_config(cfg))
 
 
-# MODEL.BACKBONE.CONV_BODY -> builder. ResNeXt is R-101 with MODEL.RESNETS.NUM_GROUPS > 1.
-BACKBONES: dict[str, Callable[[CfgNode], nn.Sequential]] = {
-    "R-18-FPN-RETINANET": partial(build_resnet_fpn_backbone, depth=18),
-    "R-34-FPN-RETINANET": partial(build_resnet_fpn_backbone, depth=34),
-    "R-50-FPN-RETINANET": partial(build_resnet_fpn_backbone, depth=50),
-    "R-101-FPN-RETINANET": partial(build_resnet_fpn_backbone, depth=101),
-    "R-152-FPN-RETINANET": partial(build_resnet_fpn_backbone, depth=152),
-    "MNV2-FPN-RETINANET": build_mnv2_fpn_backbone,
-}
+# MODEL.BACKBONE.CONV_BODY -> builder: the registry itself (built-in and user-registered names).
+BACKBONES = registry.BACKBONES
 
 
-def build_backbone(cfg: CfgNode) -> nn.Sequential:
-    """Build the backbone named by MODEL.BACKBONE.CONV_BODY.
+def build_backbone(cfg: CfgNode) -> nn.Module:
+    """Build the backbone named by MODEL.BACKBONE.CONV_BODY from ``registry.BACKBONES``.
 
     Raises:
-        ValueError: for an unknown CONV_BODY, naming the allowed values.
+        ValueError: for an unregistered CONV_BODY, naming the registered values (closest first).
     """
     name = cfg.MODEL.BACKBONE.CONV_BODY
-    if name not in BACKBONES:
+    if name not in registry.BACKBONES:
         raise ValueError(
-            f"MODEL.BACKBONE.CONV_BODY must be one of {', '.join(BACKBONES)}, got {name!r}"
+            unknown_name_message(registry.BACKBONES, name, "MODEL.BACKBONE.CONV_BODY")
+            + " A custom backbone must be registered (registry.BACKBONES.register) before the "
+            "model is built, e.g. from a file given to the tools' --register-file."
         )
-    return BACKBONES[name](cfg)
+    return registry.BACKBONES[name](cfg)
 
 
 def convert_sync_batchnorm_if_needed(model: nn.Module, cfg: CfgNode) -> nn.Module:

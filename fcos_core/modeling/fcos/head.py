@@ -105,11 +105,12 @@ class FCOSHead(nn.Module):
         self.scales = nn.ModuleList([Scale(init_value=1.0) for _ in self.fpn_strides])
 
     @classmethod
-    def from_config(cls, cfg: CfgNode) -> FCOSHead:
-        """Read MODEL.FCOS.* and the head width MODEL.RESNETS.BACKBONE_OUT_CHANNELS."""
+    def from_config(cls, cfg: CfgNode, in_channels: int | None = None) -> FCOSHead:
+        """Read MODEL.FCOS.*; the head width is ``in_channels`` (the backbone's ``out_channels``,
+        as the original passes it) or, without it, MODEL.RESNETS.BACKBONE_OUT_CHANNELS."""
         f = cfg.MODEL.FCOS
         return cls(
-            in_channels=cfg.MODEL.RESNETS.BACKBONE_OUT_CHANNELS,
+            in_channels=in_channels or cfg.MODEL.RESNETS.BACKBONE_OUT_CHANNELS,
             num_classes=f.NUM_CLASSES - 1,
             fpn_strides=f.FPN_STRIDES,
             num_convs=f.NUM_CONVS,

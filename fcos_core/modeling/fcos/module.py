@@ -44,10 +44,11 @@ class FCOSModule(nn.Module):
         self.fpn_strides = list(head.fpn_strides)
 
     @classmethod
-    def from_config(cls, cfg: CfgNode) -> FCOSModule:
-        """Build head, loss and post-processor from ``cfg``."""
+    def from_config(cls, cfg: CfgNode, in_channels: int | None = None) -> FCOSModule:
+        """Build head (``in_channels`` wide: the backbone's ``out_channels``), loss and
+        post-processor from ``cfg``."""
         return cls(
-            head=FCOSHead.from_config(cfg),
+            head=FCOSHead.from_config(cfg, in_channels),
             loss_evaluator=FCOSLossComputation.from_config(cfg),
             post_processor=FCOSPostProcessor.from_config(cfg),
             location_offset=cfg.MODEL.FCOS.LOCATION_OFFSET,
