@@ -4,12 +4,17 @@
 #include <ATen/core/Tensor.h>
 #include <c10/util/Exception.h>
 
+#include <cmath>
+#include <limits>
+
 namespace fcos {
 
 // Targets: 0 = background, k in 1..C = positive for channel k - 1, -1 = ignored.
 constexpr int64_t kIgnoreLabel = -1;
 
-inline void check_nms_inputs(const at::Tensor& boxes, const at::Tensor& scores) {
+inline void check_nms_inputs(const at::Tensor& boxes, const at::Tensor& scores, double offset) {
+  TORCH_CHECK(std::isfinite(offset) && offset >= 0,
+              "fcos::nms: offset must be a finite number >= 0, got ", offset);
   TORCH_CHECK(boxes.dim() == 2 && boxes.size(1) == 4,
               "fcos::nms: boxes must have shape [N, 4], got ", boxes.sizes());
   TORCH_CHECK(scores.dim() == 1, "fcos::nms: scores must have shape [N], got ", scores.sizes());
@@ -21,6 +26,20 @@ inline void check_nms_inputs(const at::Tensor& boxes, const at::Tensor& scores) 
               scores.scalar_type());
   TORCH_CHECK(boxes.device() == scores.device(), "fcos::nms: boxes on ", boxes.device(),
               " but scores on ", scores.device());
+}
+
+// The T value `t` nearest to `threshold` such that comparing a T value v with t gives the
+// double comparison: v > t == (double)v > threshold (largest t <= threshold) or, with
+// `or_equal`, v >= t == (double)v >= threshold (smallest t >= threshold).
+template <typename T>
+T threshold_in(double threshold, bool or_equal) {
+  T t = static_cast<T>(threshold);
+  if (!or_equal && static_cast<double>(t) > threshold) {
+    t = std::nextafter(t, -std::numeric_limits<T>::infinity());
+  } else if (or_equal && static_cast<double>(t) < threshold) {
+    t = std::nextafter(t, std::numeric_limits<T>::infinity());
+  }
+  return t;
 }
 
 inline void check_focal_inputs(const at::Tensor& logits, const at::Tensor& targets, double gamma) {

@@ -132,11 +132,14 @@ def enum_choices() -> dict[str, tuple[str, ...]]:
     from fcos_core.modeling.backbone.backbone import BACKBONES
     from fcos_core.modeling.backbone.resnet import STEM_FUNCS, TRANS_FUNCS
     from fcos_core.modeling.detector import META_ARCHITECTURES
+    from fcos_core.modeling.fcos.inference_core import DETECTIONS_PER_IMG_TIES
     from fcos_core.solver.build import OPTIMIZERS
     from fcos_core.solver.lr_scheduler import WARMUP_METHODS
+    from fcos_core.structures.box_convention import BOX_CONVENTIONS
 
     return {
         "MODEL.META_ARCHITECTURE": tuple(META_ARCHITECTURES),
+        "MODEL.BOX_CONVENTION": BOX_CONVENTIONS,
         "MODEL.BACKBONE.CONV_BODY": tuple(BACKBONES),
         "MODEL.RESNETS.TRANS_FUNC": tuple(TRANS_FUNCS),
         "MODEL.RESNETS.STEM_FUNC": tuple(STEM_FUNCS),
@@ -146,6 +149,7 @@ def enum_choices() -> dict[str, tuple[str, ...]]:
         "SOLVER.NONFINITE_LOSS": tuple(NONFINITE_POLICIES),
         "AMP.DTYPE": tuple(AMP_DTYPES),
         "TEST.COCO_EVAL_BACKEND": tuple(COCO_BACKENDS),
+        "TEST.DETECTIONS_PER_IMG_TIES": DETECTIONS_PER_IMG_TIES,
     }
 
 

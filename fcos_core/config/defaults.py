@@ -30,6 +30,12 @@ _C.MODEL.RPN_ONLY = False
 _C.MODEL.FCOS_ON = True
 # Kept for config compatibility; RetinaNet is not part of fcos.
 _C.MODEL.RETINANET_ON = False
+# Pixel convention of box arithmetic (fcos addition; see docs/abstractions.md). "plus_one": the
+# original FCOS / maskrcnn-benchmark convention, a box covers pixels x1..x2 inclusive: width
+# x2 - x1 + 1, COCO [x, y, w, h] -> x2 = x + w - 1, clipping to width - 1, +1 in NMS and IoU.
+# "continuous": torchvision / detectron2, width x2 - x1. Zoo configs: plus_one; quickstart and
+# torchvision configs: continuous.
+_C.MODEL.BOX_CONVENTION = "plus_one"
 # "cuda" or "cpu". "cuda" on a machine without a GPU falls back to "cpu" with one log line.
 _C.MODEL.DEVICE = "cuda"
 # Initial weights: a path, an http(s) URL or a catalog:// name (see paths_catalog.ModelCatalog).
@@ -278,6 +284,10 @@ _C.TEST.EXPECTED_RESULTS_SIGMA_TOL = 4
 _C.TEST.IMS_PER_BATCH = 8
 # Detections kept per image after NMS.
 _C.TEST.DETECTIONS_PER_IMG = 100
+# Which boxes DETECTIONS_PER_IMG keeps (fcos addition): "keep" = every box scoring at least the
+# DETECTIONS_PER_IMG-th best score, so boxes tied with it are all kept (original FCOS, kthvalue);
+# "cut" = exactly the first DETECTIONS_PER_IMG by score (torchvision's FCOS).
+_C.TEST.DETECTIONS_PER_IMG_TIES = "keep"
 # Faster inference that keeps the detections: FrozenBN / BN folded into the convs, channels_last,
 # inference_mode. In float32 the detections equal the plain model's up to float rounding (100% of
 # them matched, same AP), hence on by default (fcos addition).

@@ -30,6 +30,7 @@ from fcos_core.data.samplers import (
     SeededBatchSampler,
 )
 from fcos_core.data.transforms import build_transforms
+from fcos_core.structures.box_convention import DEFAULT_BOX_CONVENTION
 
 logger = logging.getLogger(__name__)
 
@@ -64,8 +65,10 @@ def build_dataset(
     catalog: Any,
     is_train: bool = True,
     skip_bad_images: bool = False,
+    box_convention: str = DEFAULT_BOX_CONVENTION,
 ) -> list[Any]:
-    """Datasets for `dataset_names`; in training they are concatenated into one.
+    """Datasets for `dataset_names` with targets in `box_convention` (MODEL.BOX_CONVENTION); in
+    training they are concatenated into one.
 
     Returns:
         [ConcatDataset or single dataset] in training, one dataset per name in testing.
@@ -86,6 +89,7 @@ def build_dataset(
             args["use_difficult"] = not is_train
             args["remove_images_without_annotations"] = is_train
         args["skip_bad_images"] = skip_bad_images and is_train
+        args["box_convention"] = box_convention
         datasets.append(factory(**args))
     if not is_train:
         return datasets
@@ -203,7 +207,14 @@ def make_data_loader(
     # TEST.BBOX_AUG transforms each original image once per pass itself (as the original).
     transforms = None if _test_time_augmented(cfg, is_train) else build_transforms(cfg, is_train)
     skip = cfg.DATALOADER.SKIP_BAD_IMAGES
-    datasets = build_dataset(names, transforms, load_catalog(cfg), is_train, skip_bad_images=skip)
+    datasets = build_dataset(
+        names,
+        transforms,
+        load_catalog(cfg),
+        is_train,
+        skip_bad_images=skip,
+        box_convention=cfg.MODEL.BOX_CONVENTION,
+    )
     loaders = []
     for dataset in datasets:
         check_num_classes(cfg, dataset)

@@ -14,6 +14,7 @@ from tqdm import tqdm
 
 from fcos_core.data.evaluation import evaluate
 from fcos_core.structures.bounding_box import BoxList
+from fcos_core.structures.box_convention import DEFAULT_BOX_CONVENTION
 from fcos_core.structures.image_list import ImageList
 from fcos_core.utils.comm import all_gather, get_world_size, is_main_process, synchronize
 from fcos_core.utils.env import resolve_device
@@ -90,7 +91,7 @@ def gather_predictions(
 def save_predictions(predictions: Sequence[BoxList], path: str) -> None:
     """Write detections as plain dicts of tensors (loadable with ``weights_only=True``)."""
     torch.save([
-        {"bbox": p.bbox, "size": tuple(p.size), "mode": p.mode,
+        {"bbox": p.bbox, "size": tuple(p.size), "mode": p.mode, "convention": p.convention,
          "fields": {k: p.get_field(k) for k in p.fields()}}
         for p in predictions
     ], path)  # fmt: skip
@@ -100,7 +101,8 @@ def load_predictions(path: str) -> list[BoxList]:
     """Read a file written by :func:`save_predictions`."""
     predictions = []
     for entry in load_pth(path):
-        boxlist = BoxList(entry["bbox"], tuple(entry["size"]), mode=entry["mode"])
+        convention = entry.get("convention", DEFAULT_BOX_CONVENTION)  # older files: none
+        boxlist = BoxList(entry["bbox"], tuple(entry["size"]), entry["mode"], convention)
         for k, v in entry["fields"].items():
             boxlist.add_field(k, v)
         predictions.append(boxlist)

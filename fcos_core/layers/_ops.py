@@ -48,7 +48,13 @@ if not HAS_EXT:
     )
 
 
-def _nms_fake(boxes: Tensor, scores: Tensor, iou_threshold: float) -> Tensor:
+def _nms_fake(
+    boxes: Tensor,
+    scores: Tensor,
+    iou_threshold: float,
+    offset: float = 0.0,
+    suppress_equal: bool = False,
+) -> Tensor:
     """Fake kernel: the number of kept boxes is data dependent, a new dynamic size."""
     torch._check(boxes.dim() == 2 and boxes.shape[1] == 4, lambda: "nms: boxes must be [N, 4]")
     torch._check(scores.dim() == 1, lambda: "nms: scores must be [N]")

@@ -172,7 +172,9 @@ def _to_float(boxlist: BoxList) -> BoxList:
 
     Cloned outside inference mode, so callers may update them in place.
     """
-    out = BoxList(boxlist.bbox.float().clone(), boxlist.size, mode=boxlist.mode)
+    out = BoxList(
+        boxlist.bbox.float().clone(), boxlist.size, boxlist.mode, convention=boxlist.convention
+    )
     for field in boxlist.fields():
         value = boxlist.get_field(field)
         out.add_field(field, (value.float() if value.is_floating_point() else value).clone())

@@ -11,8 +11,9 @@ Two graphs can be written (``mode``):
   [1, 3, H, W]: an RGB image with values 0..255, already resized to the test size (H and W are
   dynamic). The graph does the normalisation of the data pipeline, zero-pads to
   DATALOADER.SIZE_DIVISIBILITY, runs backbone and head, and the FCOS post-processing of
-  `fcos_core.modeling.fcos.postprocess` (threshold, top-k per level, decoding, clipping,
-  class-aware NMS, best DETECTIONS_PER_IMG). Outputs ``boxes`` float32 [K, 4] (xyxy, in the
+  `fcos_core.modeling.fcos.inference_core`, the same functions eager inference calls (threshold,
+  top-k per level, decoding, clipping, class-aware NMS, best DETECTIONS_PER_IMG, all in
+  MODEL.BOX_CONVENTION). Outputs ``boxes`` float32 [K, 4] (xyxy, in the
   pixels of the input image), ``scores`` float32 [K] (decreasing) and ``labels`` int64 [K]
   (contiguous labels 1..C).
 
@@ -35,13 +36,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
-import torchvision
 from torch import Tensor, nn
 from yacs.config import CfgNode
 
 from fcos_core.data.coco_classes import COCO_CLASS_NAMES
+from fcos_core.modeling.fcos.inference_core import (
+    DetectionSettings,
+    level_candidates,
+    select_detections,
+)
 from fcos_core.modeling.fcos.locations import compute_locations_per_level
-from fcos_core.modeling.fcos.postprocess import THRESHOLD_ON, decode_boxes
 
 # ONNX opset written by default (onnxruntime >= 1.14 runs it).
 DEFAULT_OPSET = 17
@@ -71,37 +75,24 @@ def head_output_names(strides: Sequence[int]) -> list[str]:
 
 @dataclass(frozen=True)
 class PostProcessSpec:
-    """Post-processing settings (the keys FCOSPostProcessor reads).
+    """Post-processing settings: the FPN locations and the core's ``DetectionSettings``.
 
     Attributes:
         strides: FPN strides of P3..P7.
         location_offset: MODEL.FCOS.LOCATION_OFFSET.
-        threshold: MODEL.FCOS.INFERENCE_TH.
-        threshold_on: MODEL.FCOS.INFERENCE_TH_ON ("cls" or "score").
-        pre_nms_top_n: MODEL.FCOS.PRE_NMS_TOP_N.
-        nms_threshold: MODEL.FCOS.NMS_TH.
-        detections_per_img: TEST.DETECTIONS_PER_IMG.
+        detection: what ``inference_core`` reads (thresholds, top-k, NMS, cap, box convention).
     """
 
     strides: tuple[int, ...]
     location_offset: str
-    threshold: float
-    threshold_on: str
-    pre_nms_top_n: int
-    nms_threshold: float
-    detections_per_img: int
+    detection: DetectionSettings
 
     @classmethod
     def from_config(cls, cfg: CfgNode) -> PostProcessSpec:
-        f = cfg.MODEL.FCOS
         return cls(
-            strides=tuple(f.FPN_STRIDES),
-            location_offset=f.LOCATION_OFFSET,
-            threshold=float(f.INFERENCE_TH),
-            threshold_on=f.INFERENCE_TH_ON,
-            pre_nms_top_n=int(f.PRE_NMS_TOP_N),
-            nms_threshold=float(f.NMS_TH),
-            detections_per_img=int(cfg.TEST.DETECTIONS_PER_IMG),
+            strides=tuple(cfg.MODEL.FCOS.FPN_STRIDES),
+            location_offset=cfg.MODEL.FCOS.LOCATION_OFFSET,
+            detection=DetectionSettings.from_config(cfg),
         )
 
 
@@ -168,11 +159,6 @@ class DetectorGraph(nn.Module):
         self, model: nn.Module, *, preprocess: PreprocessSpec, postprocess: PostProcessSpec
     ) -> None:
         super().__init__()
-        if postprocess.threshold_on not in THRESHOLD_ON:
-            raise ValueError(
-                f"MODEL.FCOS.INFERENCE_TH_ON must be one of {', '.join(THRESHOLD_ON)}, "
-                f"got {postprocess.threshold_on!r}"
-            )
         self.net = HeadGraph(model)
         self.pre = preprocess
         self.post = postprocess
@@ -189,7 +175,7 @@ class DetectorGraph(nn.Module):
             for i in range(num_levels)
         ]
         boxes, scores, labels = (torch.cat(parts, dim=0) for parts in zip(*per_level))
-        return self._select(boxes, scores, labels)
+        return select_detections(self.post.detection, boxes, scores, labels)
 
     def _level_candidates(
         self, logits: Tensor, reg: Tensor, ctr: Tensor, level: int, height: int, width: int
@@ -202,38 +188,19 @@ class DetectorGraph(nn.Module):
             un-padded image size the boxes are clipped to.
         """
         num_classes = logits.shape[1]
-        cls_prob = logits[0].permute(1, 2, 0).reshape(-1, num_classes).sigmoid()  # (R_l, C)
-        reg = reg[0].permute(1, 2, 0).reshape(-1, 4)  # (R_l, 4)
-        ctr_prob = ctr[0].permute(1, 2, 0).reshape(-1).sigmoid()  # (R_l,)
-        joint = cls_prob * ctr_prob[:, None]  # (R_l, C)
-        tested = joint.sqrt() if self.post.threshold_on == "score" else cls_prob
-        flat = (tested > self.post.threshold).reshape(-1).nonzero().reshape(-1)  # (K,)
-        scores = joint.reshape(-1)[flat]  # (K,)
-        order = scores.argsort(descending=True)[: self.post.pre_nms_top_n]
-        flat, scores = flat[order], scores[order]
-        loc = torch.div(flat, num_classes, rounding_mode="floor")
-        stride = self.post.strides[level]
         locations = compute_locations_per_level(
-            logits.shape[-2], logits.shape[-1], stride, offset=self.post.location_offset
-        )  # (R_l, 2)
-        boxes = decode_boxes(locations[loc], reg[loc])  # (K, 4)
-        x1, y1, x2, y2 = boxes.unbind(dim=1)
-        boxes = torch.stack(
-            (x1.clamp(0, width), y1.clamp(0, height), x2.clamp(0, width), y2.clamp(0, height)),
-            dim=1,
+            logits.shape[-2], logits.shape[-1], self.post.strides[level],
+            offset=self.post.location_offset,
+        )  # fmt: skip  # (R_l, 2)
+        return level_candidates(
+            self.post.detection,
+            locations,
+            logits[0].permute(1, 2, 0).reshape(-1, num_classes),  # (R_l, C)
+            reg[0].permute(1, 2, 0).reshape(-1, 4),  # (R_l, 4)
+            ctr[0].permute(1, 2, 0).reshape(-1),  # (R_l,)
+            height,
+            width,
         )
-        return boxes, scores.sqrt(), flat % num_classes + 1
-
-    def _select(
-        self, boxes: Tensor, scores: Tensor, labels: Tensor
-    ) -> tuple[Tensor, Tensor, Tensor]:
-        """Class-aware NMS (boxes of each label shifted apart) and the best detections."""
-        # Boxes are clipped to >= 0, so a zero keeps the maximum right and the tensor non-empty.
-        span = torch.cat((boxes.reshape(-1), boxes.new_zeros(1))).max() + 1
-        shifted = boxes + (labels.to(boxes.dtype) * span)[:, None]  # (K, 4)
-        keep = torchvision.ops.nms(shifted, scores, self.post.nms_threshold)
-        keep = keep[: self.post.detections_per_img]
-        return boxes[keep], scores[keep], labels[keep]
 
 
 @torch.onnx.symbolic_helper.parse_args(

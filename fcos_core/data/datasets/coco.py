@@ -14,6 +14,11 @@ from pycocotools.coco import COCO
 
 from fcos_core.data.datasets.base import DetectionDataset
 from fcos_core.data.datasets.coco_json import index_coco_json
+from fcos_core.structures.box_convention import (
+    DEFAULT_BOX_CONVENTION,
+    check_box_convention,
+    from_pixel_edges,
+)
 from fcos_core.structures.bounding_box import BoxList
 
 logger = logging.getLogger(__name__)
@@ -35,6 +40,9 @@ class COCODataset(DetectionDataset):
         transforms: callable (image, target, rng) -> (image, target).
         skip_bad_images: replace unreadable images by others instead of raising (training).
         name: dataset name for messages (default: the json file name).
+        box_convention: MODEL.BOX_CONVENTION of the targets: "plus_one" turns a json
+            [x, y, w, h] into [x, y, x + w - 1, y + h - 1] (boxes <= 1 px wide or high are then
+            empty and dropped, as the original), "continuous" into [x, y, x + w, y + h].
 
     Attributes:
         coco: pycocotools COCO of the checked json (unusable annotations removed).
@@ -53,8 +61,10 @@ class COCODataset(DetectionDataset):
         transforms: Any = None,
         skip_bad_images: bool = False,
         name: str | None = None,
+        box_convention: str = DEFAULT_BOX_CONVENTION,
     ) -> None:
         super().__init__(transforms=transforms, skip_bad_images=skip_bad_images)
+        self.box_convention = check_box_convention(box_convention)
         self.name = name or os.path.basename(ann_file)
         self.ann_file = ann_file
         self.root = root
@@ -114,13 +124,12 @@ class COCODataset(DetectionDataset):
         """Non-crowd usable boxes of `index` in the original image frame, field "labels"."""
         image_id = self.ids[index]
         image = self._images[image_id]
+        boxes = from_pixel_edges(torch.from_numpy(self._boxes[image_id]), self.box_convention)
         target = BoxList(
-            torch.from_numpy(self._boxes[image_id].copy()),
-            (image["width"], image["height"]),
-            mode="xyxy",
+            boxes, (image["width"], image["height"]), "xyxy", convention=self.box_convention
         )
         target.add_field("labels", torch.from_numpy(self._labels[image_id].copy()))
-        return target
+        return target.clip_to_image(remove_empty=True)
 
     def __repr__(self) -> str:
         return (

@@ -13,6 +13,11 @@ import numpy as np
 import torch
 
 from fcos_core.data.datasets.base import DetectionDataset
+from fcos_core.structures.box_convention import (
+    DEFAULT_BOX_CONVENTION,
+    check_box_convention,
+    from_pixel_edges,
+)
 from fcos_core.structures.bounding_box import BoxList
 
 logger = logging.getLogger(__name__)
@@ -50,6 +55,9 @@ class PascalVOCDataset(DetectionDataset):
         remove_images_without_annotations: drop images without usable boxes (training).
         skip_bad_images: replace unreadable images by others instead of raising (training).
         name: dataset name for messages.
+        box_convention: MODEL.BOX_CONVENTION of the targets: "plus_one" keeps VOC's pixel
+            indices made 0-based, [xmin - 1, ymin - 1, xmax - 1, ymax - 1], as the original;
+            "continuous" gives pixel edges, [xmin - 1, ymin - 1, xmax, ymax].
     """
 
     CLASSES = (
@@ -86,8 +94,10 @@ class PascalVOCDataset(DetectionDataset):
         remove_images_without_annotations: bool = False,
         skip_bad_images: bool = False,
         name: str | None = None,
+        box_convention: str = DEFAULT_BOX_CONVENTION,
     ) -> None:
         super().__init__(transforms=transforms, skip_bad_images=skip_bad_images)
+        self.box_convention = check_box_convention(box_convention)
         self.root = data_dir
         self.split = split
         self.name = name or f"{os.path.basename(os.path.normpath(data_dir))}_{split}"
@@ -193,12 +203,13 @@ class PascalVOCDataset(DetectionDataset):
     def get_groundtruth(self, index: int) -> BoxList:
         """Boxes in the original image frame with fields "labels" and "difficult"."""
         rec = self._records[self.ids[index]]
+        boxes = from_pixel_edges(torch.from_numpy(rec["boxes"]), self.box_convention)
         target = BoxList(
-            torch.from_numpy(rec["boxes"].copy()), (rec["width"], rec["height"]), mode="xyxy"
+            boxes, (rec["width"], rec["height"]), "xyxy", convention=self.box_convention
         )
         target.add_field("labels", torch.from_numpy(rec["labels"].copy()))
         target.add_field("difficult", torch.from_numpy(rec["difficult"].copy()))
-        return target
+        return target.clip_to_image(remove_empty=True)
 
     def map_class_id_to_class_name(self, class_id: int) -> str:
         """Label 1..C -> class name."""

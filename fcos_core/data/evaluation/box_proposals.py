@@ -19,14 +19,18 @@ LIMITS = (100, 1000)
 IOU_THRESHOLDS = torch.arange(0.5, 0.95 + 1e-5, 0.05)
 
 
-def _gt_for_image(dataset: Any, index: int, area_range: tuple[float, float]) -> BoxList:
+def _gt_for_image(
+    dataset: Any, index: int, area_range: tuple[float, float], convention: str
+) -> BoxList:
+    """The json's non-crowd boxes of ``index`` in ``area_range``, xyxy in ``convention``."""
     info = dataset.get_img_info(index)
     anns = dataset.coco.loadAnns(dataset.coco.getAnnIds(imgIds=dataset.id_to_img_map[index]))
     anns = [
         a for a in anns if not a.get("iscrowd", 0) and area_range[0] <= a["area"] <= area_range[1]
     ]
     boxes = torch.as_tensor([a["bbox"] for a in anns], dtype=torch.float32).reshape(-1, 4)
-    return BoxList(boxes, (info["width"], info["height"]), mode="xywh").convert("xyxy")
+    size = (info["width"], info["height"])
+    return BoxList(boxes, size, mode="xywh", convention=convention).convert("xyxy")
 
 
 def _greedy_overlaps(ious: torch.Tensor) -> torch.Tensor:
@@ -53,7 +57,7 @@ def average_recall(predictions: list[BoxList], dataset: Any, area: str, limit: i
     """COCO AR of the top ``limit`` boxes per image for the area range ``area``."""
     overlaps, num_gt = [], 0
     for index, prediction in enumerate(predictions):
-        gt = _gt_for_image(dataset, index, AREA_RANGES[area])
+        gt = _gt_for_image(dataset, index, AREA_RANGES[area], prediction.convention)
         num_gt += len(gt)
         if len(gt) == 0 or len(prediction) == 0:
             continue

@@ -101,13 +101,17 @@ class FCOSLossComputation:
     def prepare_targets(
         self, locations: Sequence[Tensor], targets: Sequence[BoxList]
     ) -> tuple[Tensor, Tensor]:
-        """Labels Tensor[N, R] and regression targets Tensor[N, R, 4] of a batch."""
-        boxes = [t.convert("xyxy").bbox for t in targets]
+        """Labels Tensor[N, R] and regression targets Tensor[N, R, 4] of a batch.
+
+        The targets' box convention enters through their areas (``BoxList.area()``).
+        """
+        xyxy = [t.convert("xyxy") for t in targets]
         labels = [t.get_field("labels") for t in targets]
         return prepare_targets(
             locations,
-            boxes,
+            [t.bbox for t in xyxy],
             labels,
+            gt_areas=[t.area() for t in xyxy],
             strides=self.fpn_strides,
             size_ranges=self.size_ranges,
             center_sampling_radius=self.center_sampling_radius,

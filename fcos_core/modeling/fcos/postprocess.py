@@ -1,60 +1,76 @@
-"""FCOS post-processing: from head outputs to per-image detections.
+"""FCOS post-processing: from head outputs to per-image detections (``BoxList``s).
 
 Dimension key: N images, L levels, C foreground classes, H_l x W_l size of level l,
 R_l locations of level l, K candidates.
 
-As the original FCOS: per level, keep (location, class) pairs whose class probability exceeds
-INFERENCE_TH, at most PRE_NMS_TOP_N of them ranked by cls * centerness; decode the boxes from
-the locations, score them sqrt(cls * centerness), clip them to the image and drop boxes smaller
-than ``min_size``; then merge the levels, run class-aware NMS at NMS_TH and keep the
-DETECTIONS_PER_IMG best-scored boxes (ties at the threshold score are all kept, as the original).
+The rules live in ``inference_core`` (tensors only, shared with TTA and the ONNX graph); this
+module reshapes the head outputs per image and level, calls the core and wraps the results in
+BoxLists of the configured box convention (MODEL.BOX_CONVENTION). As the original FCOS: per
+level, candidates above INFERENCE_TH, at most PRE_NMS_TOP_N by cls * centerness, decoded, scored
+sqrt(cls * centerness) and clipped; then, over all levels, class-aware NMS at NMS_TH and the
+DETECTIONS_PER_IMG best (TEST.DETECTIONS_PER_IMG_TIES says what happens to ties at the cut).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import asdict
 
-import torch
 from torch import Tensor, nn
 from yacs.config import CfgNode
 
-from fcos_core.layers import ml_nms
+from fcos_core.modeling.fcos.inference_core import (
+    THRESHOLD_ON,
+    DetectionSettings,
+    decode_boxes,
+    level_candidates,
+    select_detections,
+)
 from fcos_core.structures import BoxList
-from fcos_core.structures.boxlist_ops import cat_boxlist, remove_small_boxes
-
-# MODEL.FCOS.INFERENCE_TH_ON values: what INFERENCE_TH is compared with.
-THRESHOLD_ON = ("cls", "score")
+from fcos_core.structures.boxlist_ops import cat_boxlist
 
 
-def decode_boxes(locations: Tensor, reg: Tensor) -> Tensor:
-    """Boxes from locations and (l, t, r, b) distances.
-
-    Args:
-        locations: Tensor[K, 2] (x, y). reg: Tensor[K, 4] distances in pixels.
-
-    Returns:
-        Tensor[K, 4] xyxy.
-    """
-    return torch.cat((locations - reg[:, :2], locations + reg[:, 2:]), dim=1)
-
-
-def select_over_all_levels(boxlist: BoxList, nms_thresh: float, max_detections: int) -> BoxList:
-    """Class-aware NMS then the ``max_detections`` best scores of one image.
+def select_over_all_levels(
+    boxlist: BoxList, nms_thresh: float, max_detections: int, ties: str = "keep"
+) -> BoxList:
+    """Class-aware NMS (in the BoxList's convention) then the ``max_detections`` best scores.
 
     Args:
-        boxlist: candidates with fields "scores" and "labels".
+        boxlist: candidates of one image with fields "scores" and "labels".
         nms_thresh: IoU threshold of the class-aware NMS.
-        max_detections: keep this many (all boxes tied with the last kept score too); <= 0: all.
+        max_detections: the cap (<= 0: all).
+        ties: "keep" (boxes tied with the last kept score stay, the original) or "cut".
     """
-    scores, labels = boxlist.get_field("scores"), boxlist.get_field("labels")
-    keep = ml_nms(boxlist.bbox, scores, labels, nms_thresh)  # by decreasing score
-    result = boxlist[keep]
-    num_detections = len(result)
-    if 0 < max_detections < num_detections:
-        scores = result.get_field("scores").float()
-        threshold = torch.kthvalue(scores, num_detections - max_detections + 1).values
-        result = result[scores >= threshold]
-    return result
+    settings = DetectionSettings(
+        pre_nms_thresh=0.0,
+        pre_nms_top_n=0,
+        nms_thresh=nms_thresh,
+        detections_per_img=max_detections,
+        box_convention=boxlist.convention,
+        detections_per_img_ties=ties,
+    )
+    return detections_to_boxlist(boxlist, *_select(settings, boxlist))
+
+
+def _select(settings: DetectionSettings, boxlist: BoxList) -> tuple[Tensor, Tensor, Tensor]:
+    xyxy = boxlist.convert("xyxy")
+    return select_detections(
+        settings, xyxy.bbox, xyxy.get_field("scores"), xyxy.get_field("labels")
+    )
+
+
+def detections_to_boxlist(
+    like: BoxList | tuple[int, int], boxes: Tensor, scores: Tensor, labels: Tensor, **kw: str
+) -> BoxList:
+    """xyxy BoxList with "labels" and "scores" of the image of ``like`` (a BoxList, whose size
+    and convention are taken) or of size (width, height) and ``convention=...``."""
+    if isinstance(like, BoxList):
+        out = BoxList(boxes, like.size, mode="xyxy", convention=like.convention)
+    else:
+        out = BoxList(boxes, like, mode="xyxy", **kw)
+    out.add_field("labels", labels)
+    out.add_field("scores", scores)
+    return out
 
 
 class FCOSPostProcessor(nn.Module):
@@ -70,6 +86,8 @@ class FCOSPostProcessor(nn.Module):
         threshold_on: what pre_nms_thresh is compared with (MODEL.FCOS.INFERENCE_TH_ON): "cls",
             the class probability (original FCOS), or "score", sqrt(cls * centerness)
             (torchvision's FCOS).
+        box_convention: MODEL.BOX_CONVENTION ("plus_one" or "continuous").
+        detections_per_img_ties: TEST.DETECTIONS_PER_IMG_TIES ("keep" or "cut").
     """
 
     def __init__(
@@ -82,31 +100,39 @@ class FCOSPostProcessor(nn.Module):
         min_size: float = 0.0,
         bbox_aug_enabled: bool = False,
         threshold_on: str = "cls",
+        box_convention: str = DetectionSettings.box_convention,
+        detections_per_img_ties: str = "keep",
     ) -> None:
         super().__init__()
-        if threshold_on not in THRESHOLD_ON:
-            raise ValueError(
-                f"MODEL.FCOS.INFERENCE_TH_ON must be one of {', '.join(THRESHOLD_ON)}, "
-                f"got {threshold_on!r}"
-            )
-        self.threshold_on = threshold_on
         self.pre_nms_thresh = pre_nms_thresh
         self.pre_nms_top_n = pre_nms_top_n
         self.nms_thresh = nms_thresh
         self.detections_per_img = detections_per_img
         self.min_size = min_size
+        self.threshold_on = threshold_on
+        self.box_convention = box_convention
+        self.detections_per_img_ties = detections_per_img_ties
         self.bbox_aug_enabled = bbox_aug_enabled
+        _ = self.settings  # checks the enum values now, not at the first image
 
     @classmethod
     def from_config(cls, cfg: CfgNode) -> FCOSPostProcessor:
-        """Read MODEL.FCOS.{INFERENCE_TH, PRE_NMS_TOP_N, NMS_TH} and TEST.*."""
-        return cls(
-            pre_nms_thresh=cfg.MODEL.FCOS.INFERENCE_TH,
-            pre_nms_top_n=cfg.MODEL.FCOS.PRE_NMS_TOP_N,
-            nms_thresh=cfg.MODEL.FCOS.NMS_TH,
-            detections_per_img=cfg.TEST.DETECTIONS_PER_IMG,
-            bbox_aug_enabled=cfg.TEST.BBOX_AUG.ENABLED,
-            threshold_on=cfg.MODEL.FCOS.INFERENCE_TH_ON,
+        """Read ``DetectionSettings.from_config``'s keys and TEST.BBOX_AUG.ENABLED."""
+        settings = asdict(DetectionSettings.from_config(cfg))
+        return cls(**settings, bbox_aug_enabled=bool(cfg.TEST.BBOX_AUG.ENABLED))
+
+    @property
+    def settings(self) -> DetectionSettings:
+        """The core's settings, from the (original-named, assignable) attributes."""
+        return DetectionSettings(
+            pre_nms_thresh=self.pre_nms_thresh,
+            pre_nms_top_n=self.pre_nms_top_n,
+            nms_thresh=self.nms_thresh,
+            detections_per_img=self.detections_per_img,
+            min_size=self.min_size,
+            threshold_on=self.threshold_on,
+            box_convention=self.box_convention,
+            detections_per_img_ties=self.detections_per_img_ties,
         )
 
     def forward(
@@ -136,9 +162,8 @@ class FCOSPostProcessor(nn.Module):
         boxlists = [cat_boxlist(list(per_image)) for per_image in zip(*per_level)]
         if self.bbox_aug_enabled:
             return boxlists
-        return [
-            select_over_all_levels(b, self.nms_thresh, self.detections_per_img) for b in boxlists
-        ]
+        settings = self.settings
+        return [detections_to_boxlist(b, *_select(settings, b)) for b in boxlists]
 
     def forward_for_single_feature_map(
         self,
@@ -150,40 +175,21 @@ class FCOSPostProcessor(nn.Module):
     ) -> list[BoxList]:
         """Candidates of one level for every image (see ``forward`` for the shapes)."""
         n, c = box_cls.shape[:2]
-        cls_prob = box_cls.permute(0, 2, 3, 1).reshape(n, -1, c).sigmoid()  # (N, R_l, C)
+        logits = box_cls.permute(0, 2, 3, 1).reshape(n, -1, c)  # (N, R_l, C)
         reg = box_regression.permute(0, 2, 3, 1).reshape(n, -1, 4)  # (N, R_l, 4)
-        ctr_prob = centerness.permute(0, 2, 3, 1).reshape(n, -1).sigmoid()  # (N, R_l)
-        joint = cls_prob * ctr_prob[:, :, None]  # (N, R_l, C)
-        tested = joint.sqrt() if self.threshold_on == "score" else cls_prob
-        candidates = tested > self.pre_nms_thresh  # (N, R_l, C)
-        return [
-            self._candidates_of_image(locations, joint[i], candidates[i], reg[i], image_sizes[i])
-            for i in range(n)
-        ]
+        ctr = centerness.permute(0, 2, 3, 1).reshape(n, -1)  # (N, R_l)
+        settings, out = self.settings, []
+        for i, (height, width) in enumerate(image_sizes):
+            found = level_candidates(settings, locations, logits[i], reg[i], ctr[i], height, width)
+            size = (int(width), int(height))
+            out.append(detections_to_boxlist(size, *found, convention=settings.box_convention))
+        return out
 
-    def _candidates_of_image(
-        self,
-        locations: Tensor,
-        joint: Tensor,
-        candidates: Tensor,
-        reg: Tensor,
-        image_size: tuple[int, int],
-    ) -> BoxList:
-        """Top candidates of one level of one image.
 
-        Args:
-            locations: Tensor[R_l, 2]. joint: Tensor[R_l, C] cls * centerness probability.
-            candidates: Tensor[R_l, C] bool. reg: Tensor[R_l, 4]. image_size: (height, width).
-        """
-        loc_idx, cls_idx = candidates.nonzero(as_tuple=True)  # (K,), (K,)
-        scores = joint[loc_idx, cls_idx]  # (K,)
-        if scores.numel() > self.pre_nms_top_n:
-            scores, top = scores.topk(self.pre_nms_top_n, sorted=False)
-            loc_idx, cls_idx = loc_idx[top], cls_idx[top]
-        boxes = decode_boxes(locations[loc_idx], reg[loc_idx])  # (K, 4)
-        height, width = image_size
-        boxlist = BoxList(boxes, (int(width), int(height)), mode="xyxy")
-        boxlist.add_field("labels", cls_idx + 1)
-        boxlist.add_field("scores", torch.sqrt(scores))
-        boxlist = boxlist.clip_to_image(remove_empty=False)
-        return remove_small_boxes(boxlist, self.min_size)
+__all__ = [
+    "THRESHOLD_ON",
+    "FCOSPostProcessor",
+    "decode_boxes",
+    "detections_to_boxlist",
+    "select_over_all_levels",
+]

@@ -3,7 +3,11 @@
 Dimension key: N images, L levels, R locations of all levels of one image (level-major, the
 order of ``compute_locations``), M ground-truth boxes of one image.
 
-Rules of the original FCOS (boxes use the continuous convention, area = w * h, no +1):
+Rules of the original FCOS. The box convention (MODEL.BOX_CONVENTION) enters in one place only,
+as in the original: the box areas that break ties between candidate boxes are the targets'
+``BoxList.area()`` ((x2 - x1 + 1) * (y2 - y1 + 1) with "plus_one"). The distances (l, t, r, b),
+the inside test and the centre region use the box coordinates as they are, with no +1, in the
+original as here:
 - a location is a candidate for a box when it lies strictly inside it (all of l, t, r, b > 0),
   or, with centre sampling (radius > 0), strictly inside the box's centre region: the square of
   half-size radius * stride around the box centre, clipped to the box;
@@ -120,6 +124,7 @@ def match_locations_to_boxes(
     strides: Tensor,
     size_ranges: Tensor,
     center_sampling_radius: float = 0.0,
+    areas: Tensor | None = None,
 ) -> Tensor:
     """Assign each location to at most one box (minimal area among its candidates).
 
@@ -129,6 +134,8 @@ def match_locations_to_boxes(
         strides: Tensor[R] stride of each location's level.
         size_ranges: Tensor[R, 2] inclusive [lo, hi] range of max(l, t, r, b) for each location.
         center_sampling_radius: > 0 enables centre sampling.
+        areas: Tensor[M] box areas in the box convention (``BoxList.area()``); default
+            (x2 - x1) * (y2 - y1).
 
     Returns:
         Tensor[R] int64: index of the matched box, -1 for background.
@@ -144,7 +151,8 @@ def match_locations_to_boxes(
     max_dist = dists.max(dim=2).values  # (R, M)
     in_range = (max_dist >= size_ranges[:, 0:1]) & (max_dist <= size_ranges[:, 1:2])
     candidate = inside & in_range  # (R, M)
-    areas = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])  # (M,)
+    if areas is None:
+        areas = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])  # (M,)
     area_per_pair = areas[None].expand(num_locations, num_boxes)  # (R, M)
     area_per_pair = area_per_pair.masked_fill(~candidate, float("inf"))
     matched = area_per_pair.min(dim=1).indices  # (R,), first minimum on ties
@@ -174,19 +182,21 @@ def targets_for_image(
     strides: Tensor,
     size_ranges: Tensor,
     center_sampling_radius: float = 0.0,
+    areas: Tensor | None = None,
 ) -> tuple[Tensor, Tensor]:
     """Class labels and (l, t, r, b) targets of every location of one image.
 
     Args:
         locations: Tensor[R, 2]. boxes: Tensor[M, 4] xyxy. labels: Tensor[M] int64 in 1..C.
-        strides, size_ranges, center_sampling_radius: as in ``match_locations_to_boxes``.
+        strides, size_ranges, center_sampling_radius, areas: as in
+            ``match_locations_to_boxes``.
 
     Returns:
         labels Tensor[R] int64 (0 = background) and reg targets Tensor[R, 4] float32 in pixels
         (zeros at background locations).
     """
     matched = match_locations_to_boxes(
-        locations, boxes, strides, size_ranges, center_sampling_radius
+        locations, boxes, strides, size_ranges, center_sampling_radius, areas
     )  # (R,)
     if boxes.shape[0] == 0:
         return matched.new_zeros(matched.shape), locations.new_zeros((locations.shape[0], 4))
@@ -208,6 +218,7 @@ def prepare_targets(
     size_ranges: Sequence[Sequence[float]],
     center_sampling_radius: float = 0.0,
     norm_reg_targets: bool = False,
+    gt_areas: Sequence[Tensor] | None = None,
 ) -> tuple[Tensor, Tensor]:
     """Targets of a batch.
 
@@ -218,6 +229,8 @@ def prepare_targets(
         strides: L strides. size_ranges: L inclusive [lo, hi] pairs.
         center_sampling_radius: > 0 enables centre sampling.
         norm_reg_targets: divide the regression targets by their level's stride.
+        gt_areas: N tensors Tensor[M_i], the boxes' areas in their box convention (default:
+            (x2 - x1) * (y2 - y1)).
 
     Returns:
         labels Tensor[N, R] int64 and reg targets Tensor[N, R, 4].
@@ -227,9 +240,10 @@ def prepare_targets(
         [loc.shape[0] for loc in locations], strides, size_ranges, all_locations.device
     )
     labels, regs = [], []
-    for boxes, cls in zip(gt_boxes, gt_labels):
+    areas = gt_areas if gt_areas is not None else [None] * len(gt_boxes)
+    for boxes, cls, area in zip(gt_boxes, gt_labels, areas):
         lab, reg = targets_for_image(
-            all_locations, boxes, cls, loc_strides, loc_ranges, center_sampling_radius
+            all_locations, boxes, cls, loc_strides, loc_ranges, center_sampling_radius, area
         )
         labels.append(lab)
         regs.append(reg / loc_strides[:, None] if norm_reg_targets else reg)

@@ -56,6 +56,7 @@ class FCOSTestTimeAugmentation:
         normalize: the test loader's Normalize (INPUT.PIXEL_MEAN / PIXEL_STD / TO_BGR255).
         size_divisibility: padding multiple of the batched inputs.
         nms_thresh: class-aware NMS threshold of the merge. detections_per_img: cap per image.
+        detections_per_img_ties: TEST.DETECTIONS_PER_IMG_TIES of that cap ("keep" or "cut").
     """
 
     def __init__(
@@ -71,6 +72,7 @@ class FCOSTestTimeAugmentation:
         size_divisibility: int = 0,
         nms_thresh: float = 0.6,
         detections_per_img: int = 100,
+        detections_per_img_ties: str = "keep",
     ) -> None:
         self.passes = [Pass(min_size_test, max_size_test, False)]
         if h_flip:
@@ -83,6 +85,7 @@ class FCOSTestTimeAugmentation:
         self.size_divisibility = size_divisibility
         self.nms_thresh = nms_thresh
         self.detections_per_img = detections_per_img
+        self.detections_per_img_ties = detections_per_img_ties
 
     @classmethod
     def from_config(cls, cfg: CfgNode) -> FCOSTestTimeAugmentation:
@@ -99,6 +102,7 @@ class FCOSTestTimeAugmentation:
             size_divisibility=cfg.DATALOADER.SIZE_DIVISIBILITY,
             nms_thresh=cfg.MODEL.FCOS.NMS_TH,
             detections_per_img=cfg.TEST.DETECTIONS_PER_IMG,
+            detections_per_img_ties=cfg.TEST.DETECTIONS_PER_IMG_TIES,
         )
 
     def transform(self, augmentation: Pass) -> Compose:
@@ -148,11 +152,14 @@ class FCOSTestTimeAugmentation:
     def merge(self, detections: list[BoxList]) -> BoxList:
         """One image's detections of all passes (same frame) -> NMS and the per-image cap.
 
-        Note for the merge with H1a's single post-processing core: this is the step that should
-        call it (the original calls its post-processor's ``select_over_all_levels``).
+        As the original's ``select_over_all_levels``, through the one post-processing core, in
+        the detections' box convention.
         """
         return select_over_all_levels(
-            cat_boxlist(detections), self.nms_thresh, self.detections_per_img
+            cat_boxlist(detections),
+            self.nms_thresh,
+            self.detections_per_img,
+            self.detections_per_img_ties,
         )
 
 
