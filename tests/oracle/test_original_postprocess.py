@@ -22,8 +22,8 @@ import torch
 from oracle_models import FAMILIES, zoo_model
 from original_fcos import Params, head_tail, postprocess_image
 
-# (height, width) of the images of the batch; padded to 160 x 224.
-IMAGE_SIZES = [(100, 150), (133, 201), (128, 160)]
+# (height, width) of the images of the batch; padded to 96 x 128 (level 0: 12 x 16 cells).
+IMAGE_SIZES = [(75, 110), (61, 93), (64, 96)]
 BOX_TOL, SCORE_TOL = 0.01, 1e-5
 # Classes (0-based channels) kept off by the random part of the plant, used for planted boxes.
 PAIR_CLASS, NEAR_TIE_CLASS = 79, 78
@@ -50,15 +50,18 @@ def _plant_pairs(out, image: int) -> None:
         _set(out, image, 0, 2, col + 1, PAIR_CLASS, 5.5, 6.0, (16 - shift, 8.0, 3 + shift, 11.0))
     _set(out, image, 0, 6, 4, NEAR_TIE_CLASS, 5.0, 6.0, (10.0, 10.0, 10.0, 10.0))
     _set(out, image, 0, 6, 5, NEAR_TIE_CLASS, 5.001, 6.0, (17.0, 10.0, 3.0, 10.0))
-    # A box leaving the image at the bottom-right corner of image 0 (100 x 150).
-    _set(out, image, 0, 11, 17, PAIR_CLASS, 4.0, 4.0, (6.0, 7.0, 30.0, 30.0))
+    # A box leaving the image at the bottom-right corner of image 0 (75 x 110).
+    _set(out, image, 0, 8, 12, PAIR_CLASS, 4.0, 4.0, (6.0, 7.0, 30.0, 30.0))
 
 
 def _plant_ties(out, image: int, num_classes: int) -> None:
-    """NUM_TIES 4 x 4 boxes on level 1 with one identical score, never overlapping."""
-    cells = [(row, col) for row in range(0, 9) for col in range(0, 13)][:NUM_TIES]
+    """NUM_TIES 4 x 4 boxes on level 0 (8 px apart) with one identical score, never overlapping.
+
+    Boxes of one class are NUM_CLASSES - 2 cells apart.
+    """
+    cells = [(row, col) for row in range(7) for col in range(16)][:NUM_TIES]
     for k, (row, col) in enumerate(cells):
-        _set(out, image, 1, row, col, k % (num_classes - 2), 7.0, 7.0, (2.0, 2.0, 2.0, 2.0))
+        _set(out, image, 0, row, col, k % (num_classes - 2), 7.0, 7.0, (2.0, 2.0, 2.0, 2.0))
 
 
 def plant(logits, reg, ctr, strides, seed: int = 1):
@@ -184,9 +187,9 @@ def test_planted_cases_decide_as_the_original():
     labels = first.get_field("labels")
     pairs = first.bbox[labels == PAIR_CLASS + 1]
     # Pair s=5 (IoU exactly 0.6) keeps both, pair s=4.875 keeps one, plus the corner box.
-    assert sorted(float(x) for x in pairs[:, 0]) == [12.0, 17.0, 76.0, 134.0]
-    corner = pairs[pairs[:, 0] == 134.0]
-    assert corner.tolist() == [[134.0, 85.0, 149.0, 99.0]]  # clipped to width - 1, height - 1
+    assert sorted(float(x) for x in pairs[:, 0]) == [12.0, 17.0, 76.0, 94.0]
+    corner = pairs[pairs[:, 0] == 94.0]
+    assert corner.tolist() == [[94.0, 61.0, 109.0, 74.0]]  # clipped to width - 1, height - 1
     near = first.bbox[labels == NEAR_TIE_CLASS + 1]
     assert near.tolist() == [[27.0, 42.0, 47.0, 62.0]]  # the later, higher-scored box
     scores = second.get_field("scores")

@@ -44,7 +44,9 @@ def ours(cfg):
     strides = cfg.MODEL.FCOS.FPN_STRIDES
     features = [torch.zeros(1, 1, h, w) for h, w in level_shapes(strides)]
     locations = compute_locations(features, strides)
-    target = BoxList(torch.tensor([b for b, _ in GT], dtype=torch.float32), (WIDTH, HEIGHT))
+    # In the convention of the config, as the datasets build ground truth.
+    boxes = torch.tensor([b for b, _ in GT], dtype=torch.float32)
+    target = BoxList(boxes, (WIDTH, HEIGHT), convention=cfg.MODEL.BOX_CONVENTION)
     target.add_field("labels", torch.tensor([lab for _, lab in GT]))
     labels, reg = FCOSLossComputation.from_config(cfg).prepare_targets(locations, [target])
     return torch.cat(locations).numpy(), labels[0].numpy(), reg[0]
