@@ -160,3 +160,19 @@ def test_head_init(name):
 
 def _dcns(module: nn.Module) -> list[ModulatedDeformConv]:
     return [m for m in module.modules() if isinstance(m, ModulatedDeformConv)]
+
+
+def test_basic_block_resnets_keep_torchvision_init():
+    """R-18/34 exist only in torchvision: their convs keep its init (kaiming_normal, fan_out)."""
+    cfg = default_cfg.clone()
+    cfg.merge_from_file(str(ZOO.parent / "quickstart" / "fcos_quickstart.yaml"))
+    cfg.MODEL.DEVICE = "cpu"
+    torch.manual_seed(0)
+    body = build_detection_model(cfg).backbone.body
+    checked = 0
+    for name, conv in body.named_modules():
+        if isinstance(conv, nn.Conv2d) and conv.weight.numel() >= 4096:
+            fan_out = conv.out_channels * conv.weight[0, 0].numel()
+            assert_normal(conv.weight, math.sqrt(2.0 / fan_out), name)
+            checked += 1
+    assert checked >= 10

@@ -53,6 +53,25 @@ def init_conv_(conv: nn.Conv2d) -> None:
         nn.init.zeros_(conv.bias)
 
 
+def init_basic_resnet_convs_(module: nn.Module) -> None:
+    """Torchvision's conv init (Kaiming-normal, fan_out, ReLU) for ResNet-18/34, in place.
+
+    The original has no basic-block ResNets; ours follow torchvision's, whose from-scratch
+    recipes (e.g. the quickstart) were tuned with this init. Deformable convs keep their own.
+    """
+    deformable = {
+        m
+        for d in module.modules()
+        if isinstance(d, ModulatedDeformConv)
+        for m in (d.offset, d.conv)
+    }
+    for conv in module.modules():
+        if isinstance(conv, nn.Conv2d) and conv not in deformable:
+            nn.init.kaiming_normal_(conv.weight, mode="fan_out", nonlinearity="relu")
+            if conv.bias is not None:
+                nn.init.zeros_(conv.bias)
+
+
 def make_conv3x3(
     in_channels: int,
     out_channels: int,
@@ -268,6 +287,7 @@ __all__ = [
     "Bottleneck",
     "DeformSpec",
     "Stem",
+    "init_basic_resnet_convs_",
     "init_conv_",
     "make_conv1x1",
     "make_conv3x3",
