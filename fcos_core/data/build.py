@@ -21,7 +21,7 @@ import cv2
 import torch
 import torch.distributed as dist
 
-from fcos_core.data.collate_batch import BatchCollator
+from fcos_core.data.collate_batch import BatchCollator, BBoxAugCollator
 from fcos_core.data.datasets import COCODataset, ConcatDataset, PascalVOCDataset
 from fcos_core.data.samplers import (
     DistributedSampler,
@@ -151,6 +151,11 @@ def _images_per_process(total: int, key: str, world_size: int) -> int:
     return total // world_size
 
 
+def _test_time_augmented(cfg: Any, is_train: bool) -> bool:
+    """Test loaders hand over untransformed images when TEST.BBOX_AUG.ENABLED."""
+    return not is_train and cfg.TEST.BBOX_AUG.ENABLED
+
+
 def _loader_for(
     cfg: Any, dataset: Any, is_train: bool, world: tuple[int, int], start_iter: int
 ) -> torch.utils.data.DataLoader:
@@ -173,7 +178,11 @@ def _loader_for(
         dataset,
         batch_sampler=batch_sampler,
         num_workers=cfg.DATALOADER.NUM_WORKERS,
-        collate_fn=BatchCollator(cfg.DATALOADER.SIZE_DIVISIBILITY),
+        collate_fn=(
+            BBoxAugCollator()
+            if _test_time_augmented(cfg, is_train)
+            else BatchCollator(cfg.DATALOADER.SIZE_DIVISIBILITY)
+        ),
         worker_init_fn=_worker_init,
         pin_memory=pin_memory_for(cfg.MODEL.DEVICE),  # ImageList / BoxList.pin_memory
     )
@@ -197,7 +206,8 @@ def make_data_loader(
     """
     world = _world() if is_distributed else (1, 0)
     names = cfg.DATASETS.TRAIN if is_train else cfg.DATASETS.TEST
-    transforms = build_transforms(cfg, is_train)
+    # TEST.BBOX_AUG transforms each original image once per pass itself (as the original).
+    transforms = None if _test_time_augmented(cfg, is_train) else build_transforms(cfg, is_train)
     skip = cfg.DATALOADER.SKIP_BAD_IMAGES
     datasets = build_dataset(
         names,

@@ -1,4 +1,4 @@
-"""`BatchCollator`: a list of dataset items -> (ImageList, targets, ids)."""
+"""`BatchCollator`: a list of dataset items -> (ImageList, targets, ids); `BBoxAugCollator`."""
 
 from __future__ import annotations
 
@@ -21,3 +21,15 @@ class BatchCollator:
     def __call__(self, batch: Sequence[tuple[Any, Any, int]]) -> tuple[ImageList, tuple, tuple]:
         images, targets, ids = zip(*batch)
         return to_image_list(list(images), self.size_divisible), tuple(targets), tuple(ids)
+
+
+class BBoxAugCollator:
+    """Keep the untransformed images of a batch as they are (TEST.BBOX_AUG).
+
+    Test-time augmentation transforms each original image once per pass itself, so the test
+    loader yields (images, targets, ids) tuples with the dataset's raw images.
+    """
+
+    def __call__(self, batch: Sequence[tuple[Any, Any, int]]) -> tuple[tuple, tuple, tuple]:
+        images, targets, ids = zip(*batch)
+        return tuple(images), tuple(targets), tuple(ids)

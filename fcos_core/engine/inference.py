@@ -15,6 +15,7 @@ from tqdm import tqdm
 from fcos_core.data.evaluation import evaluate
 from fcos_core.structures.bounding_box import BoxList
 from fcos_core.structures.box_convention import DEFAULT_BOX_CONVENTION
+from fcos_core.structures.image_list import ImageList
 from fcos_core.utils.comm import all_gather, get_world_size, is_main_process, synchronize
 from fcos_core.utils.env import resolve_device
 from fcos_core.utils.safe_io import load_pth
@@ -25,18 +26,41 @@ logger = logging.getLogger(__name__)
 PREDICTIONS_FILE = "predictions.pth"
 
 
+# Test-time augmentation: (model, original images of a batch, device) -> detections.
+TestTimeAugmentation = Callable[[nn.Module, Any, torch.device], list[BoxList]]
+
+
+def make_test_time_augmentation(cfg: Any) -> TestTimeAugmentation | None:
+    """TEST.BBOX_AUG's test-time augmentation for ``inference``, or None when it is off."""
+    if not cfg.TEST.BBOX_AUG.ENABLED:
+        return None
+    from fcos_core.modeling.fcos.tta import FCOSTestTimeAugmentation
+
+    return FCOSTestTimeAugmentation.from_config(cfg)
+
+
 def compute_on_dataset(
     model: nn.Module, data_loader: Any, device: torch.device, timer: Timer | None = None,
-    tta: Callable[[nn.Module, Any], list[BoxList]] | None = None,
+    tta: TestTimeAugmentation | None = None,
 ) -> dict[int, BoxList]:  # fmt: skip
-    """Detections of this process's share of the dataset, on the CPU, keyed by dataset index."""
+    """Detections of this process's share of the dataset, on the CPU, keyed by dataset index.
+
+    Without ``tta`` the loader yields ImageLists of transformed images; with it (TEST.BBOX_AUG)
+    the original images, which ``tta`` transforms once per pass (see modeling/fcos/tta.py).
+    """
     model.eval()
     results: dict[int, BoxList] = {}
     for images, _, image_ids in tqdm(data_loader, disable=not is_main_process(), desc="inference"):
         with torch.no_grad():
             if timer is not None:
                 timer.tic()
-            outputs = tta(model, images.to(device)) if tta else model(images.to(device))
+            if tta is None and not isinstance(images, ImageList):
+                raise TypeError(
+                    "inference: the test loader yields untransformed images (TEST.BBOX_AUG."
+                    "ENABLED is on) but no test-time augmentation was given; pass "
+                    "tta=make_test_time_augmentation(cfg)"
+                )
+            outputs = tta(model, images, device) if tta else model(images.to(device))
             if timer is not None:
                 if device.type == "cuda":
                     torch.cuda.synchronize(device)
@@ -97,7 +121,7 @@ def inference(
     output_folder: str | None = None,
     *,
     coco_backend: str = "pycocotools",
-    tta: Callable[[nn.Module, Any], list[BoxList]] | None = None,
+    tta: TestTimeAugmentation | None = None,
 ) -> Any:
     """Detect on every image of ``data_loader.dataset`` and evaluate (on rank 0).
 

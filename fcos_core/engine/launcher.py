@@ -17,7 +17,7 @@ from yacs.config import CfgNode
 
 from fcos_core.data.build import make_data_loader
 from fcos_core.engine.amp import make_grad_scaler
-from fcos_core.engine.inference import inference
+from fcos_core.engine.inference import inference, make_test_time_augmentation
 from fcos_core.engine.trainer import do_train
 from fcos_core.layers._ops import extension_summary
 from fcos_core.modeling.backbone.backbone import convert_sync_batchnorm_if_needed
@@ -135,14 +135,6 @@ def train(cfg: CfgNode, local_rank: int, distributed: bool) -> nn.Module:
     return model
 
 
-def _tta(cfg: CfgNode) -> Any:
-    if not cfg.TEST.BBOX_AUG.ENABLED:
-        return None
-    from fcos_core.modeling.fcos.tta import FCOSTestTimeAugmentation
-
-    return FCOSTestTimeAugmentation.from_config(cfg)
-
-
 def run_test(
     cfg: CfgNode, model: nn.Module, distributed: bool, write_files: bool = True
 ) -> list[Any]:
@@ -172,7 +164,7 @@ def run_test(
             model, loader, dataset_name=name, iou_types=("bbox",), box_only=box_only,
             device=cfg.MODEL.DEVICE, expected_results=cfg.TEST.EXPECTED_RESULTS,
             expected_results_sigma_tol=cfg.TEST.EXPECTED_RESULTS_SIGMA_TOL, output_folder=folder,
-            coco_backend=cfg.TEST.COCO_EVAL_BACKEND, tta=_tta(cfg),
+            coco_backend=cfg.TEST.COCO_EVAL_BACKEND, tta=make_test_time_augmentation(cfg),
         ))  # fmt: skip
         synchronize()
     return results

@@ -291,7 +291,8 @@ class Trainer:
 
 def validation_function(cfg: Any, data_loader_val: Any) -> Any:
     """callable(model) -> bbox metrics of the first of ``data_loader_val`` (one or a list)."""
-    from fcos_core.engine.inference import inference  # inference imports the evaluators
+    # inference imports the evaluators
+    from fcos_core.engine.inference import inference, make_test_time_augmentation
 
     loaders = data_loader_val if isinstance(data_loader_val, (list, tuple)) else [data_loader_val]
 
@@ -303,6 +304,7 @@ def validation_function(cfg: Any, data_loader_val: Any) -> Any:
                 loader,
                 dataset_name=getattr(loader.dataset, "name", "val"),
                 device=cfg.MODEL.DEVICE,
+                tta=make_test_time_augmentation(cfg),
             )
             for loader in loaders
         ]

@@ -16,6 +16,8 @@ torchvision use.
 
 from __future__ import annotations
 
+import math
+
 from torch import Tensor, nn
 from torchvision.ops import deform_conv2d
 
@@ -28,9 +30,12 @@ class ModulatedDeformConv(nn.Module):
     """Deformable 2d convolution whose offsets (and masks) are predicted from its own input.
 
     With ``modulated=True`` this is DCNv2 (offsets plus a sigmoid modulation mask); with
-    ``modulated=False`` it is DCNv1 (offsets only). The offset conv starts at zero, so at
-    initialisation the layer samples the regular grid (DCNv1: a plain conv; DCNv2: a plain conv
-    scaled by the initial mask sigmoid(0) = 0.5), as in the DCNv2 paper.
+    ``modulated=False`` it is DCNv1 (offsets only).
+
+    Initialisation as the original's ``DFConv2d``: the offset conv Kaiming-uniform (a=1) with a
+    zero bias (so training starts from small random offsets, not the regular grid), the
+    deformable kernel uniform in +-1/sqrt(C_in * K) (C_in not divided by the groups) with a zero
+    bias. The FCOS head re-initialises the offset conv as its other convs (normal, std 0.01).
     """
 
     def __init__(
@@ -101,8 +106,16 @@ class ModulatedDeformConv(nn.Module):
             groups=groups,
             bias=bias,
         )
-        nn.init.zeros_(self.offset.weight)
+        self.reset_parameters(in_channels, points)
+
+    def reset_parameters(self, in_channels: int, points: int) -> None:
+        """The original DFConv2d's init (see the class docstring)."""
+        nn.init.kaiming_uniform_(self.offset.weight, a=1)
         nn.init.zeros_(self.offset.bias)
+        bound = 1.0 / math.sqrt(in_channels * points)
+        nn.init.uniform_(self.conv.weight, -bound, bound)
+        if self.conv.bias is not None:
+            nn.init.zeros_(self.conv.bias)
 
     def forward(self, x: Tensor) -> Tensor:
         """Apply the deformable convolution.

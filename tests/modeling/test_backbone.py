@@ -259,8 +259,9 @@ def test_weight_init():
     )
     model = build_backbone(cfg)
     conv = model.body.layer3[0].conv2.weight  # 3x3, 256 -> 256
+    # kaiming_uniform(a=1) as the original ResNet: std = bound / sqrt(3) = 1 / sqrt(fan_in).
     torch.testing.assert_close(
-        conv.std(), torch.tensor((2.0 / (256 * 9)) ** 0.5), rtol=0.05, atol=0
+        conv.std(), torch.tensor((1.0 / (256 * 9)) ** 0.5), rtol=0.05, atol=0
     )
     p6 = model.fpn.top_blocks.p6
     bound = (3.0 / (256 * 9)) ** 0.5  # kaiming_uniform(a=1): sqrt(6 / ((1 + a^2) fan_in))
@@ -301,10 +302,15 @@ def test_unknown_conv_body_lists_allowed_values():
 
 
 def _dcn(modulated, groups=1, in_channels=4, out_channels=6):
+    """A DCN whose offset conv is zero (it starts random, as the original's DFConv2d)."""
     torch.manual_seed(0)
-    return ModulatedDeformConv(
+    dcn = ModulatedDeformConv(
         in_channels, out_channels, kernel_size=3, groups=groups, modulated=modulated, bias=True
     )
+    with torch.no_grad():
+        dcn.offset.weight.zero_()
+        dcn.conv.bias.normal_()  # the bias starts at zero: make it show in the outputs
+    return dcn
 
 
 @pytest.mark.parametrize(("modulated", "factor"), [(False, 1.0), (True, 0.5)])

@@ -1,4 +1,4 @@
-"""FCOS post-processing on hand-made head outputs, and test-time augmentation."""
+"""FCOS post-processing on hand-made head outputs (test-time augmentation: tests/engine)."""
 
 from __future__ import annotations
 
@@ -6,12 +6,9 @@ import math
 
 import pytest
 import torch
-from torch import nn
 
 from fcos_core.modeling.fcos.locations import compute_locations
 from fcos_core.modeling.fcos.postprocess import FCOSPostProcessor
-from fcos_core.modeling.fcos.tta import FCOSTestTimeAugmentation, scaled_size
-from fcos_core.structures import BoxList, to_image_list
 
 STRIDES = [8, 16]
 HEIGHT, WIDTH = 32, 48
@@ -118,57 +115,3 @@ def test_no_candidates_gives_empty_boxlists():
     (det,) = _run(_post(), _blank())
     assert len(det) == 0 and det.bbox.shape == (0, 4)
     assert set(det.fields()) == {"scores", "labels"}
-
-
-def test_scaled_size_follows_the_resize_rule():
-    assert scaled_size(480, 640, 800, 1333) == (800, 1066)
-    # As the original: the long side is int(333 * 1600 / 400), not the cap 1333.
-    assert scaled_size(400, 1600, 800, 1333) == (333, 1332)
-    assert scaled_size(800, 1066, 800, 1333) == (800, 1066)
-    assert scaled_size(64, 40, 20, 0) == (32, 20)
-
-
-class _BrightBoxDetector(nn.Module):
-    """Returns the bounding box of the bright pixels of each image in its own frame."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.input_sizes: list[tuple[int, int]] = []
-
-    def forward(self, images):
-        dets = []
-        for tensor, (h, w) in zip(images.tensors, images.image_sizes):
-            self.input_sizes.append((h, w))
-            ys, xs = (tensor[0, :h, :w] > 0.5).nonzero(as_tuple=True)
-            box = torch.stack([xs.min(), ys.min(), xs.max() + 1, ys.max() + 1]).float()
-            det = BoxList(box[None], (w, h))
-            det.add_field("scores", torch.tensor([0.9]))
-            det.add_field("labels", torch.tensor([2]))
-            dets.append(det)
-        return dets
-
-
-def test_tta_maps_every_pass_back_to_the_input_frame():
-    image = torch.zeros(3, 60, 80)
-    image[:, 12:36, 8:28] = 1.0  # box (8, 12, 28, 36), off-centre so that flips matter
-    tta = FCOSTestTimeAugmentation(
-        min_size_test=60,
-        max_size_test=1000,
-        scales=(30, 120),
-        max_size=1000,
-        h_flip=True,
-        scale_h_flip=True,
-        size_divisibility=32,
-    )
-    model = _BrightBoxDetector()
-    dets = tta(model, to_image_list([image], 32))
-    assert sorted(set(model.input_sizes)) == [(30, 40), (60, 80), (120, 160)]
-    assert len(model.input_sizes) == 6
-    (det,) = dets
-    assert det.size == (80, 60)
-    assert len(det) == 1 and det.get_field("labels").tolist() == [2]
-    torch.testing.assert_close(det.bbox, torch.tensor([[8.0, 12, 28, 36]]), atol=1.0, rtol=0)
-    # Each pass on its own, flipped or not, lands on the same box in the input frame.
-    for flip in (False, True):
-        (single,) = tta._run_pass(model, [image], 120, 1000, flip)
-        torch.testing.assert_close(single.bbox, torch.tensor([[8.0, 12, 28, 36]]), atol=1.0, rtol=0)

@@ -22,6 +22,7 @@ from fcos_core.modeling.backbone.resnet_blocks import (
     Bottleneck,
     DeformSpec,
     Stem,
+    init_basic_resnet_convs_,
 )
 
 _V = TypeVar("_V")
@@ -140,6 +141,8 @@ class ResNet(nn.Module):
             in_channels, stride = out_channels, stride * first_stride
             self.out_channels.append(out_channels)
             self.out_strides.append(stride)
+        if block == "basic":  # convs init as the original's for bottlenecks, else torchvision's
+            init_basic_resnet_convs_(self)
         self.freeze_at = freeze_at
         self._freeze(freeze_at)
 

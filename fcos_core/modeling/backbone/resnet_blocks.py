@@ -44,10 +44,32 @@ NO_DEFORM = DeformSpec()
 
 
 def init_conv_(conv: nn.Conv2d) -> None:
-    """Kaiming-normal (fan_out, ReLU) weights and zero bias, in place."""
-    nn.init.kaiming_normal_(conv.weight, mode="fan_out", nonlinearity="relu")
+    """Kaiming-uniform (a=1) weights and zero bias, in place, as the original ResNet's convs.
+
+    The bound is sqrt(3 / fan_in) (Caffe2's XavierFill, which maskrcnn-benchmark reproduces).
+    """
+    nn.init.kaiming_uniform_(conv.weight, a=1)
     if conv.bias is not None:
         nn.init.zeros_(conv.bias)
+
+
+def init_basic_resnet_convs_(module: nn.Module) -> None:
+    """Torchvision's conv init (Kaiming-normal, fan_out, ReLU) for ResNet-18/34, in place.
+
+    The original has no basic-block ResNets; ours follow torchvision's, whose from-scratch
+    recipes (e.g. the quickstart) were tuned with this init. Deformable convs keep their own.
+    """
+    deformable = {
+        m
+        for d in module.modules()
+        if isinstance(d, ModulatedDeformConv)
+        for m in (d.offset, d.conv)
+    }
+    for conv in module.modules():
+        if isinstance(conv, nn.Conv2d) and conv not in deformable:
+            nn.init.kaiming_normal_(conv.weight, mode="fan_out", nonlinearity="relu")
+            if conv.bias is not None:
+                nn.init.zeros_(conv.bias)
 
 
 def make_conv3x3(
@@ -59,9 +81,12 @@ def make_conv3x3(
     groups: int = 1,
     deform: DeformSpec = NO_DEFORM,
 ) -> nn.Module:
-    """A bias-free 3x3 conv ("same" padding for stride 1), deformable when ``deform.enabled``."""
+    """A bias-free 3x3 conv ("same" padding for stride 1), deformable when ``deform.enabled``.
+
+    A deformable conv keeps its own init (the original's DFConv2d), like the original block.
+    """
     if deform.enabled:
-        module = ModulatedDeformConv(
+        return ModulatedDeformConv(
             in_channels,
             out_channels,
             kernel_size=3,
@@ -73,8 +98,6 @@ def make_conv3x3(
             bias=False,
             modulated=deform.modulated,
         )
-        init_conv_(module.conv)
-        return module
     conv = nn.Conv2d(
         in_channels,
         out_channels,
@@ -264,6 +287,7 @@ __all__ = [
     "Bottleneck",
     "DeformSpec",
     "Stem",
+    "init_basic_resnet_convs_",
     "init_conv_",
     "make_conv1x1",
     "make_conv3x3",

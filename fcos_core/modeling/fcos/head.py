@@ -36,17 +36,13 @@ def _tower(in_channels: int, num_convs: int, use_dcn_last: bool) -> nn.Sequentia
 
 
 def _init_head_convs(module: nn.Module) -> None:
-    """Normal(0, 0.01) weights and zero biases, as the original head.
+    """Normal(0, 0.01) weights and zero biases for every nn.Conv2d, as the original head.
 
-    Inside a deformable conv only the offset conv gets this init; its deformable kernel keeps
-    U(-1/sqrt(fan_in), 1/sqrt(fan_in)) with a zero bias, as the original DCN layer.
+    Inside a deformable conv this reaches the offset conv (a Conv2d in the original's DFConv2d
+    too); the deformable kernel keeps the layer's own init (uniform in +-1/sqrt(C_in * K), zero
+    bias), as the original's, whose kernel is not a Conv2d.
     """
-    dcn_kernels = set()
-    for m in module.modules():
-        if isinstance(m, ModulatedDeformConv):
-            dcn_kernels.add(m.conv)
-            if m.conv.bias is not None:
-                nn.init.zeros_(m.conv.bias)
+    dcn_kernels = {m.conv for m in module.modules() if isinstance(m, ModulatedDeformConv)}
     for m in module.modules():
         if isinstance(m, nn.Conv2d) and m not in dcn_kernels:
             nn.init.normal_(m.weight, std=HEAD_INIT_STD)

@@ -1,60 +1,62 @@
 """Test-time augmentation (TEST.BBOX_AUG): several scales and horizontal flips, merged.
 
-Dimension key: N images, H x W size of an image as given.
+Dimension key: N images, H x W size of an original image, K detections.
 
-As the original FCOS ``im_detect_bbox_aug``: the model runs on the image at the test size
-(INPUT.MIN_SIZE_TEST / MAX_SIZE_TEST), optionally flipped (H_FLIP), and at every extra scale of
-SCALES (capped by BBOX_AUG.MAX_SIZE), optionally flipped too (SCALE_H_FLIP). The detections of each
-pass are mapped back (un-flipped, resized) into the frame of the given image, concatenated, and
-reduced by class-aware NMS (MODEL.FCOS.NMS_TH) and the TEST.DETECTIONS_PER_IMG top scores.
+As the original FCOS (``fcos_core/engine/bbox_aug.py``): every pass starts from the ORIGINAL
+image (uint8[H, W, 3] RGB, what the datasets load; the test loader hands them over untransformed
+when TEST.BBOX_AUG.ENABLED, like the original's ``BBoxAugCollator``) and goes through the test
+transforms: Resize(min size, max size), a horizontal flip for the flipped passes, ToTensor,
+Normalize; the batch is padded to DATALOADER.SIZE_DIVISIBILITY and run through the model. The
+passes are, in this order:
 
-The images given are the normalised network inputs of the ordinary test transform (already at
-the test size), so the identity pass runs on them unchanged and the detections come back in
-their frame, like the detections of a plain forward pass. The model's post-processor should skip
-its own NMS (it does when built with TEST.BBOX_AUG.ENABLED, as the original).
+1. the identity pass at the test size (INPUT.MIN_SIZE_TEST / MAX_SIZE_TEST);
+2. with BBOX_AUG.H_FLIP, its flipped copy;
+3. for each of BBOX_AUG.SCALES, a pass at that shorter side (longer side capped by
+   BBOX_AUG.MAX_SIZE), and with BBOX_AUG.SCALE_H_FLIP its flipped copy after it.
+
+The detections of a flipped pass are flipped back (BoxList.transpose), those of every pass are
+resized into the frame of the identity pass, all are concatenated and reduced by class-aware NMS
+(MODEL.FCOS.NMS_TH) and the TEST.DETECTIONS_PER_IMG cap, as the original's
+``select_over_all_levels``. The result is in the identity pass's frame, the frame of plain
+inference, so evaluation maps it to the original image size as it does without TTA. The model's
+post-processor must skip its own NMS (it does when built with TEST.BBOX_AUG.ENABLED).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import NamedTuple
 
+import numpy as np
 import torch
-import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import nn
 from yacs.config import CfgNode
 
+from fcos_core.data.transforms import Compose, Normalize, RandomHorizontalFlip, Resize, ToTensor
 from fcos_core.modeling.fcos.postprocess import select_over_all_levels
-from fcos_core.structures import FLIP_LEFT_RIGHT, BoxList, ImageList, to_image_list
+from fcos_core.structures import FLIP_LEFT_RIGHT, BoxList, to_image_list
 from fcos_core.structures.boxlist_ops import cat_boxlist
 
 
-def scaled_size(height: int, width: int, min_size: int, max_size: int) -> tuple[int, int]:
-    """(height, width) with the shorter side ``min_size`` and the longer one at most ``max_size``.
+class Pass(NamedTuple):
+    """One augmentation: shorter side, longer-side cap, horizontal flip."""
 
-    The rule of the test-time Resize transform of maskrcnn-benchmark (sizes truncated to ints;
-    ``max_size`` <= 0 means no cap).
-    """
-    size = min_size
-    short_side, long_side = float(min(height, width)), float(max(height, width))
-    if max_size > 0 and long_side / short_side * size > max_size:
-        size = int(round(max_size * short_side / long_side))
-    if (width <= height and width == size) or (height <= width and height == size):
-        return height, width
-    if width < height:
-        return int(size * height / width), size
-    return size, int(size * width / height)
+    min_size: int
+    max_size: int
+    flip: bool
 
 
 class FCOSTestTimeAugmentation:
-    """Runs a model on transformed copies of the images and merges the detections.
+    """Runs a model on transformed copies of the original images and merges the detections.
 
     Args:
         min_size_test, max_size_test: the plain test size (the identity pass).
         scales: extra shorter-side sizes. max_size: longer-side cap for ``scales``.
         h_flip: add a flipped pass at the test size. scale_h_flip: add one at each extra scale.
+        normalize: the test loader's Normalize (INPUT.PIXEL_MEAN / PIXEL_STD / TO_BGR255).
         size_divisibility: padding multiple of the batched inputs.
-        nms_thresh: class-aware NMS threshold of the merge. detections_per_img: top-k per image.
-        detections_per_img_ties: TEST.DETECTIONS_PER_IMG_TIES of that top-k ("keep" or "cut").
+        nms_thresh: class-aware NMS threshold of the merge. detections_per_img: cap per image.
+        detections_per_img_ties: TEST.DETECTIONS_PER_IMG_TIES of that cap ("keep" or "cut").
     """
 
     def __init__(
@@ -62,6 +64,7 @@ class FCOSTestTimeAugmentation:
         *,
         min_size_test: int,
         max_size_test: int,
+        normalize: Normalize,
         scales: Sequence[int] = (),
         max_size: int = 4000,
         h_flip: bool = False,
@@ -71,13 +74,14 @@ class FCOSTestTimeAugmentation:
         detections_per_img: int = 100,
         detections_per_img_ties: str = "keep",
     ) -> None:
-        self.passes: list[tuple[int, int, bool]] = [(min_size_test, max_size_test, False)]
+        self.passes = [Pass(min_size_test, max_size_test, False)]
         if h_flip:
-            self.passes.append((min_size_test, max_size_test, True))
+            self.passes.append(Pass(min_size_test, max_size_test, True))
         for scale in scales:
-            self.passes.append((scale, max_size, False))
+            self.passes.append(Pass(scale, max_size, False))
             if scale_h_flip:
-                self.passes.append((scale, max_size, True))
+                self.passes.append(Pass(scale, max_size, True))
+        self.normalize = normalize
         self.size_divisibility = size_divisibility
         self.nms_thresh = nms_thresh
         self.detections_per_img = detections_per_img
@@ -85,11 +89,12 @@ class FCOSTestTimeAugmentation:
 
     @classmethod
     def from_config(cls, cfg: CfgNode) -> FCOSTestTimeAugmentation:
-        """Read TEST.BBOX_AUG.*, INPUT.*_SIZE_TEST, DATALOADER.SIZE_DIVISIBILITY and NMS keys."""
+        """Read TEST.BBOX_AUG.*, INPUT.*, DATALOADER.SIZE_DIVISIBILITY and the NMS keys."""
         aug = cfg.TEST.BBOX_AUG
         return cls(
             min_size_test=cfg.INPUT.MIN_SIZE_TEST,
             max_size_test=cfg.INPUT.MAX_SIZE_TEST,
+            normalize=Normalize.from_config(cfg),
             scales=tuple(aug.SCALES),
             max_size=aug.MAX_SIZE,
             h_flip=aug.H_FLIP,
@@ -100,55 +105,77 @@ class FCOSTestTimeAugmentation:
             detections_per_img_ties=cfg.TEST.DETECTIONS_PER_IMG_TIES,
         )
 
+    def transform(self, augmentation: Pass) -> Compose:
+        """The test transforms of one pass (image in, normalised Tensor[3, h, w] out)."""
+        steps = [Resize(augmentation.min_size, augmentation.max_size)]
+        if augmentation.flip:
+            steps.append(RandomHorizontalFlip(1.0))
+        return Compose([*steps, ToTensor(), self.normalize])
+
     @torch.no_grad()
-    def __call__(self, model: nn.Module, images: ImageList | Sequence[Tensor]) -> list[BoxList]:
+    def __call__(
+        self,
+        model: nn.Module,
+        images: Sequence[np.ndarray],
+        device: torch.device | str = "cpu",
+    ) -> list[BoxList]:
         """Merged detections of every pass.
 
         Args:
             model: a detector in eval mode mapping an ImageList to N BoxLists.
-            images: an ImageList or N tensors Tensor[3, H, W] (normalised network inputs).
+            images: N original images, uint8[H, W, 3] RGB.
+            device: where the model runs.
 
         Returns:
-            N BoxLists with "scores" and "labels", in the frame of the given images.
+            N BoxLists with "scores" and "labels", in the frame of the identity pass.
         """
-        if isinstance(images, ImageList):
-            images = [t[:, :h, :w] for t, (h, w) in zip(images.tensors, images.image_sizes)]
-        per_pass = [self._run_pass(model, images, *p) for p in self.passes]
-        return [
-            select_over_all_levels(
-                cat_boxlist(list(dets)),
-                self.nms_thresh,
-                self.detections_per_img,
-                self.detections_per_img_ties,
-            )
-            for dets in zip(*per_pass)
-        ]
+        _check_images(images)
+        identity = self.run_pass(model, images, self.passes[0], device)
+        per_pass = [identity]
+        for augmentation in self.passes[1:]:
+            detections = self.run_pass(model, images, augmentation, device)
+            per_pass.append([d.resize(i.size) for d, i in zip(detections, identity)])
+        return [self.merge(list(dets)) for dets in zip(*per_pass)]
 
-    def _run_pass(
-        self, model: nn.Module, images: Sequence[Tensor], min_size: int, max_size: int, flip: bool
+    def run_pass(
+        self, model: nn.Module, images: Sequence[np.ndarray], augmentation: Pass, device
     ) -> list[BoxList]:
-        """Detections of one transformed pass, mapped back to each image's own frame."""
-        inputs = []
-        for image in images:
-            height, width = image.shape[-2:]
-            size = scaled_size(height, width, min_size, max_size)
-            if size != (height, width):
-                image = F.interpolate(
-                    image[None], size=size, mode="bilinear", align_corners=False, antialias=True
-                )[0]
-            inputs.append(image.flip(-1) if flip else image)
-        outputs = model(to_image_list(inputs, self.size_divisibility))
-        mapped = []
-        for dets, image in zip(outputs, images):
-            dets = dets.copy_with_fields(["scores", "labels"])
-            if flip:
-                dets = dets.transpose(FLIP_LEFT_RIGHT)
-            mapped.append(dets.resize((image.shape[-1], image.shape[-2])))
-        return mapped
+        """Detections of one pass, flipped back, in the frame of that pass's resized image."""
+        transform = self.transform(augmentation)
+        inputs = [transform(image, None)[0] for image in images]
+        batch = to_image_list(inputs, self.size_divisibility).to(torch.device(device))
+        detections = [d.copy_with_fields(["scores", "labels"]) for d in model(batch)]
+        if augmentation.flip:
+            detections = [d.transpose(FLIP_LEFT_RIGHT) for d in detections]
+        return detections
+
+    def merge(self, detections: list[BoxList]) -> BoxList:
+        """One image's detections of all passes (same frame) -> NMS and the per-image cap.
+
+        As the original's ``select_over_all_levels``, through the one post-processing core, in
+        the detections' box convention.
+        """
+        return select_over_all_levels(
+            cat_boxlist(detections),
+            self.nms_thresh,
+            self.detections_per_img,
+            self.detections_per_img_ties,
+        )
+
+
+def _check_images(images: Sequence[np.ndarray]) -> None:
+    for i, image in enumerate(images):
+        if not isinstance(image, np.ndarray) or image.ndim != 3 or image.shape[2] != 3:
+            found = getattr(image, "shape", type(image).__name__)
+            raise TypeError(
+                "TEST.BBOX_AUG: test-time augmentation needs the original images as "
+                f"uint8[H, W, 3] RGB arrays (the test loader gives them when BBOX_AUG.ENABLED), "
+                f"image {i} is {found}"
+            )
 
 
 def im_detect_bbox_aug(
-    model: nn.Module, images: ImageList | Sequence[Tensor], cfg: CfgNode
+    model: nn.Module, images: Sequence[np.ndarray], cfg: CfgNode, device: torch.device | str
 ) -> list[BoxList]:
-    """Test-time-augmented detections of a batch (see ``FCOSTestTimeAugmentation``)."""
-    return FCOSTestTimeAugmentation.from_config(cfg)(model, images)
+    """Test-time-augmented detections of a batch of original images (the original's name)."""
+    return FCOSTestTimeAugmentation.from_config(cfg)(model, images, device)
