@@ -147,6 +147,7 @@ class _Select(nn.Module):
         return select_detections(self.settings, boxes, scores, labels)
 
 
+@pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore::torch.jit.TracerWarning")
 @pytest.mark.parametrize("convention", ["plus_one", "continuous"])
 def test_exported_selection_matches_eager(tmp_path, convention):
     """The core traced to ONNX (NonMaxSuppression with the +1 moved into the boxes) keeps the
