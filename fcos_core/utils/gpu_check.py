@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import socket
 import statistics
 import time
 import traceback
@@ -338,12 +339,13 @@ def init_single_process_group(device: str) -> None:
 
     if dist.is_initialized():
         return
-    os.environ.setdefault("MASTER_ADDR", "127.0.0.1")
-    os.environ.setdefault("MASTER_PORT", str(29500 + os.getpid() % 1000))
     backend = "nccl" if device.startswith("cuda") else "gloo"
     if backend == "nccl":
         torch.cuda.set_device(torch.device(device).index or 0)
-    dist.init_process_group(backend, rank=0, world_size=1)
+    with socket.socket() as probe:  # a free port (a file store waits ~10 s)
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    dist.init_process_group(backend, init_method=f"tcp://127.0.0.1:{port}", rank=0, world_size=1)
 
 
 def train_rows(config_file: str, device: str, amps: tuple[str, ...], size: tuple[int, int],
