@@ -281,6 +281,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = p.parse_args(argv)
     if args.cpu_smoke:
         args.device = "cpu"
+    if args.out:  # children run in the repository root
+        args.out = os.path.abspath(args.out)
     args.sections = args.sections or (SMOKE_ORDER if args.cpu_smoke else ORDER)
     args.extra_tables = []
     return args
