@@ -116,3 +116,18 @@ def test_smoke_run_end_to_end(tmp_path):
     argv = ["--cpu-smoke", "--out", str(tmp_path), "--sections", "extension", "kernels"]
     assert check_gpu.main(argv) == (0 if _ops.HAS_EXT else 1)
     assert (tmp_path / "check_gpu.log").read_text().count("--run-section") == 2
+
+
+def test_every_convention_argument_combination_of_the_nms_schema_is_tried():
+    lib = torch.library.Library("fcos_check_gpu_test", "DEF")  # noqa: TOR901
+    lib.define(
+        "nms(Tensor boxes, Tensor scores, float iou_threshold, float offset=0., "
+        "bool suppress_equal=False) -> Tensor"
+    )
+    op = torch.ops.fcos_check_gpu_test.nms.default
+    assert gpu_check.nms_extra_arguments(op) == [
+        ("offset", (0.0, 1.0)),
+        ("suppress_equal", (False, True)),
+    ]
+    combos = list(gpu_check.convention_combinations(op))
+    assert len(combos) == 4 and {"offset": 1.0, "suppress_equal": True} in combos
