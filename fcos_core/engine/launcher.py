@@ -92,9 +92,7 @@ def build_model(cfg: CfgNode, distributed: bool, local_rank: int) -> nn.Module:
 def _wrap_ddp(model: nn.Module, cfg: CfgNode, local_rank: int) -> nn.Module:
     """DDP without per-forward buffer syncing (each rank keeps its BN statistics, as in
     maskrcnn-benchmark; SyncBN, when asked for, shares them instead)."""
-    return nn.parallel.DistributedDataParallel(
-        model, **ddp_kwargs(cfg.MODEL.DEVICE, local_rank), forward_sync_buffers=False
-    )
+    return nn.parallel.DistributedDataParallel(model, **ddp_kwargs(cfg.MODEL.DEVICE, local_rank))
 
 
 def train(cfg: CfgNode, local_rank: int, distributed: bool) -> nn.Module:

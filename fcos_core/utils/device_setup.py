@@ -8,6 +8,7 @@ torch has them; slower), ``DIST_TIMEOUT_MINUTES`` (timeout of every collective).
 
 from __future__ import annotations
 
+import inspect
 import logging
 import os
 from typing import Any
@@ -32,10 +33,15 @@ def configure_backends(cfg: Any) -> None:
 
 
 def ddp_kwargs(device: str, local_rank: int) -> dict[str, Any]:
-    """DistributedDataParallel arguments: one GPU per process on CUDA, none on CPU (gloo)."""
+    """DistributedDataParallel arguments: one GPU per process on CUDA, none on CPU (gloo); no
+    per-forward buffer syncing (each rank keeps its BN statistics, as in maskrcnn-benchmark;
+    SyncBN, when asked for, shares them instead)."""
+    params = inspect.signature(torch.nn.parallel.DistributedDataParallel).parameters
+    # torch >= 2.14 names it forward_sync_buffers; broadcast_buffers before (now deprecated).
+    buffers = "forward_sync_buffers" if "forward_sync_buffers" in params else "broadcast_buffers"
     if torch.device(device).type == "cuda":
-        return {"device_ids": [local_rank], "output_device": local_rank}
-    return {"device_ids": None, "output_device": None}
+        return {"device_ids": [local_rank], "output_device": local_rank, buffers: False}
+    return {"device_ids": None, "output_device": None, buffers: False}
 
 
 def pin_memory_for(device: str) -> bool:

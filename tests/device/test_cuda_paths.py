@@ -27,9 +27,10 @@ def config(**options):
 
 
 def test_ddp_gets_the_local_gpu_on_cuda_and_no_device_on_cpu():
-    assert ddp_kwargs("cuda", 3) == {"device_ids": [3], "output_device": 3}
-    assert ddp_kwargs("cuda:1", 1) == {"device_ids": [1], "output_device": 1}
-    assert ddp_kwargs("cpu", 0) == {"device_ids": None, "output_device": None}
+    no_sync = {"forward_sync_buffers": False}  # the name in the pinned torch
+    assert ddp_kwargs("cuda", 3) == {"device_ids": [3], "output_device": 3, **no_sync}
+    assert ddp_kwargs("cuda:1", 1) == {"device_ids": [1], "output_device": 1, **no_sync}
+    assert ddp_kwargs("cpu", 0) == {"device_ids": None, "output_device": None, **no_sync}
 
 
 def test_pinned_memory_only_for_cuda():
