@@ -353,9 +353,17 @@ def train_rows(config_file: str, device: str, amps: tuple[str, ...], size: tuple
                batch: int, steps: int, ddp: bool) -> list[Row]:  # fmt: skip
     """One row per AMP mode: ``steps`` training steps of ``config_file`` on ``device``."""
     name = os.path.splitext(os.path.basename(config_file))[0]
-    if ddp:
-        init_single_process_group(device)
     rows = []
+    if ddp:
+
+        def group() -> tuple[str, str, str]:
+            init_single_process_group(device)
+            backend = torch.distributed.get_backend()
+            return PASS, backend, "world size 1, for DDP + SyncBN below"
+
+        rows.append(run_check("train step", "process group", group))
+        if rows[-1].status == FAIL:
+            return rows
     for amp in amps:
 
         def check(amp: str = amp) -> tuple[str, str, str]:

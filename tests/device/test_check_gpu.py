@@ -63,10 +63,20 @@ def test_nms_comparison_catches_a_wrong_kernel(monkeypatch):
     assert row.status == gpu_check.FAIL and "differ" in row.value
 
 
-def test_training_steps_on_cpu_pass_and_a_nan_loss_fails(monkeypatch):
+@pytest.fixture
+def no_process_group_left():
+    """The DDP section creates a 1-process group in this process: destroy it afterwards so the
+    other tests see a single process again."""
+    yield
+    if torch.distributed.is_initialized():
+        torch.distributed.destroy_process_group()
+
+
+def test_training_steps_on_cpu_pass_and_a_nan_loss_fails(monkeypatch, no_process_group_left):
     rows = check_gpu.in_process_section("train_mnv2", "cpu", smoke=True)
-    assert [r.status for r in rows] == [gpu_check.PASS] * 2, rows
-    assert all("DDP world 1" in r.note for r in rows)
+    assert [r.status for r in rows] == [gpu_check.PASS] * 3, rows
+    assert rows[0].check == "process group" and rows[0].value == "gloo"
+    assert all("DDP world 1" in r.note for r in rows[1:])
     monkeypatch.setattr(torch, "isfinite", lambda x: torch.zeros_like(x, dtype=torch.bool))
     (row,) = gpu_check.train_rows(check_gpu.QUICKSTART, "cpu", ("fp32",), (64, 64), 1, 1, False)
     assert row.status == gpu_check.FAIL and "non-finite loss" in row.note
