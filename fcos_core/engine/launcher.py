@@ -31,7 +31,7 @@ from fcos_core.utils.comm import (
     is_main_process,
     synchronize,
 )
-from fcos_core.utils.device_setup import configure_backends, ddp_kwargs
+from fcos_core.utils.device_setup import configure_backends, ddp_kwargs, no_forward_buffer_sync
 from fcos_core.utils.env import resolve_device, seed_all, tune_malloc_for_cpu_training
 from fcos_core.utils.fast_path import prepare_fast_inference
 from fcos_core.utils.logger import setup_logger
@@ -92,7 +92,9 @@ def build_model(cfg: CfgNode, distributed: bool, local_rank: int) -> nn.Module:
 def _wrap_ddp(model: nn.Module, cfg: CfgNode, local_rank: int) -> nn.Module:
     """DDP without per-forward buffer syncing (each rank keeps its BN statistics, as in
     maskrcnn-benchmark; SyncBN, when asked for, shares them instead)."""
-    return nn.parallel.DistributedDataParallel(model, **ddp_kwargs(cfg.MODEL.DEVICE, local_rank))
+    return nn.parallel.DistributedDataParallel(
+        model, **ddp_kwargs(cfg.MODEL.DEVICE, local_rank), **no_forward_buffer_sync()
+    )
 
 
 def train(cfg: CfgNode, local_rank: int, distributed: bool) -> nn.Module:

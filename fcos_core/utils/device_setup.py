@@ -33,15 +33,20 @@ def configure_backends(cfg: Any) -> None:
 
 
 def ddp_kwargs(device: str, local_rank: int) -> dict[str, Any]:
-    """DistributedDataParallel arguments: one GPU per process on CUDA, none on CPU (gloo); no
-    per-forward buffer syncing (each rank keeps its BN statistics, as in maskrcnn-benchmark;
-    SyncBN, when asked for, shares them instead)."""
-    params = inspect.signature(torch.nn.parallel.DistributedDataParallel).parameters
-    # torch >= 2.14 names it forward_sync_buffers; broadcast_buffers before (now deprecated).
-    buffers = "forward_sync_buffers" if "forward_sync_buffers" in params else "broadcast_buffers"
+    """DistributedDataParallel arguments: one GPU per process on CUDA, none on CPU (gloo)."""
     if torch.device(device).type == "cuda":
-        return {"device_ids": [local_rank], "output_device": local_rank, buffers: False}
-    return {"device_ids": None, "output_device": None, buffers: False}
+        return {"device_ids": [local_rank], "output_device": local_rank}
+    return {"device_ids": None, "output_device": None}
+
+
+def no_forward_buffer_sync() -> dict[str, bool]:
+    """The DDP keyword that turns off the per-forward buffer broadcast: ``forward_sync_buffers``
+    since torch 2.13, the deprecated ``broadcast_buffers`` on older torch (GPU images may carry
+    one; found by ``make check-gpu`` on torch 2.11)."""
+    params = inspect.signature(torch.nn.parallel.DistributedDataParallel.__init__).parameters
+    if "forward_sync_buffers" in params:
+        return {"forward_sync_buffers": False}
+    return {"broadcast_buffers": False}
 
 
 def pin_memory_for(device: str) -> bool:
