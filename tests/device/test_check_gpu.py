@@ -141,3 +141,14 @@ def test_every_convention_argument_combination_of_the_nms_schema_is_tried():
     ]
     combos = list(gpu_check.convention_combinations(op))
     assert len(combos) == 4 and {"offset": 1.0, "suppress_equal": True} in combos
+
+
+def test_pytest_summary_line_is_read_with_and_without_q():
+    assert check_gpu.pytest_summary("..\n9 passed, 149 deselected in 11.55s\n") == (
+        "9 passed, 149 deselected in 11.55s"
+    )
+    assert (
+        check_gpu.pytest_summary("== 1 failed, 3 passed in 2.00s ==")
+        == "1 failed, 3 passed in 2.00s"
+    )
+    assert check_gpu.pytest_summary("collection error") == ""
