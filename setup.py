@@ -16,7 +16,6 @@ from __future__ import annotations
 import glob
 import os
 import sys
-import sysconfig
 from typing import Any
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -108,8 +107,10 @@ class FallbackBuildExt(BuildExtension):
         self.write_build_info(info)
 
     def cxx_command(self) -> str:
-        """The C++ compiler the build will use: CXX, else Python's (as distutils picks it)."""
-        return os.environ.get("CXX") or sysconfig.get_config_var("CXX") or "c++"
+        """The C++ compiler the build will use (torch's choice: CXX, else c++)."""
+        from torch.utils.cpp_extension import get_cxx_compiler
+
+        return get_cxx_compiler()
 
     def build_less(self, error: Exception, info: dict[str, Any]) -> dict[str, Any]:
         if info["cuda"]:

@@ -155,15 +155,21 @@ def bench_section(args: argparse.Namespace, timeout: float, log) -> list[Row]:
     return [Row("bench", "bench_model.py", PASS, f"{len(table) - 2} rows", "table below", seconds)]
 
 
+def pytest_summary(out: str) -> str:
+    """pytest's last count line ("9 passed, 2 deselected in 11.55s"), with or without -q."""
+    pattern = r"^=*\s*(\d+ (?:passed|failed|error|skipped|deselected).* in [\d.]+s)"
+    found = re.findall(pattern, out, re.M)
+    return found[-1] if found else ""
+
+
 def pytest_section(args: argparse.Namespace, timeout: float, log) -> list[Row]:
     """The repository's CUDA-marked tests (skipped elsewhere)."""
     tests = ["tests/layers", "tests/modeling/test_backbone.py", "tests/device"]
     cmd = [sys.executable, "-m", "pytest", "-q", "-m", "cuda", "-p", "no:cacheprovider", *tests]
     start = time.time()
     code, out = run_child(cmd, timeout, log)
-    summary = next((ln for ln in reversed(out.splitlines()) if " in " in ln and "=" in ln), "")
     status = PASS if code == 0 else FAIL
-    value = "timed out" if code is None else summary.strip("= ")
+    value = "timed out" if code is None else pytest_summary(out)
     return [Row("pytest", "pytest -m cuda", status, value, "" if code == 0 else tail(out),
                 round(time.time() - start, 1))]  # fmt: skip
 
@@ -281,6 +287,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = p.parse_args(argv)
     if args.cpu_smoke:
         args.device = "cpu"
+    if args.out:  # children run in the repository root
+        args.out = os.path.abspath(args.out)
     args.sections = args.sections or (SMOKE_ORDER if args.cpu_smoke else ORDER)
     args.extra_tables = []
     return args

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import socket
 import statistics
 import time
 import traceback
@@ -89,9 +90,10 @@ def extension_rows(device: str) -> list[Row]:
 
 
 # ----------------------------------------------------------------------------- NMS
-def nms_extra_arguments() -> list[tuple[str, tuple[Any, ...]]]:
-    """(name, values to try) for each fcos::nms argument after (boxes, scores, iou_threshold)."""
-    schema = torch.ops.fcos.nms.default._schema
+def nms_extra_arguments(op: Any = None) -> list[tuple[str, tuple[Any, ...]]]:
+    """(name, values to try) for each argument of ``op`` (default fcos::nms) after (boxes,
+    scores, iou_threshold): both values of a bool, 0/1 for an int or float (box conventions)."""
+    schema = (op or torch.ops.fcos.nms.default)._schema
     extra = []
     for arg in schema.arguments[3:]:
         type_name = str(arg.type).lower()
@@ -102,9 +104,9 @@ def nms_extra_arguments() -> list[tuple[str, tuple[Any, ...]]]:
     return extra
 
 
-def convention_combinations() -> Iterator[dict[str, Any]]:
+def convention_combinations(op: Any = None) -> Iterator[dict[str, Any]]:
     """Every combination of the schema's extra NMS arguments (one empty dict if none)."""
-    extra = nms_extra_arguments()
+    extra = nms_extra_arguments(op)
     names = [name for name, _ in extra]
     for values in itertools.product(*(vals for _, vals in extra)):
         yield dict(zip(names, values))
@@ -336,21 +338,30 @@ def init_single_process_group(device: str) -> None:
 
     if dist.is_initialized():
         return
-    os.environ.setdefault("MASTER_ADDR", "127.0.0.1")
-    os.environ.setdefault("MASTER_PORT", str(29500 + os.getpid() % 1000))
     backend = "nccl" if device.startswith("cuda") else "gloo"
     if backend == "nccl":
         torch.cuda.set_device(torch.device(device).index or 0)
-    dist.init_process_group(backend, rank=0, world_size=1)
+    with socket.socket() as probe:  # a free port (a file store waits ~10 s)
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    dist.init_process_group(backend, init_method=f"tcp://127.0.0.1:{port}", rank=0, world_size=1)
 
 
 def train_rows(config_file: str, device: str, amps: tuple[str, ...], size: tuple[int, int],
                batch: int, steps: int, ddp: bool) -> list[Row]:  # fmt: skip
     """One row per AMP mode: ``steps`` training steps of ``config_file`` on ``device``."""
     name = os.path.splitext(os.path.basename(config_file))[0]
-    if ddp:
-        init_single_process_group(device)
     rows = []
+    if ddp:
+
+        def group() -> tuple[str, str, str]:
+            init_single_process_group(device)
+            backend = torch.distributed.get_backend()
+            return PASS, backend, "world size 1, for DDP + SyncBN below"
+
+        rows.append(run_check("train step", "process group", group))
+        if rows[-1].status == FAIL:
+            return rows
     for amp in amps:
 
         def check(amp: str = amp) -> tuple[str, str, str]:

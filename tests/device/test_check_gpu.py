@@ -63,10 +63,20 @@ def test_nms_comparison_catches_a_wrong_kernel(monkeypatch):
     assert rows and all(r.status == gpu_check.FAIL and "differ" in r.value for r in rows), rows
 
 
-def test_training_steps_on_cpu_pass_and_a_nan_loss_fails(monkeypatch):
+@pytest.fixture
+def no_process_group_left():
+    """The DDP section creates a 1-process group in this process: destroy it afterwards so the
+    other tests see a single process again."""
+    yield
+    if torch.distributed.is_initialized():
+        torch.distributed.destroy_process_group()
+
+
+def test_training_steps_on_cpu_pass_and_a_nan_loss_fails(monkeypatch, no_process_group_left):
     rows = check_gpu.in_process_section("train_mnv2", "cpu", smoke=True)
-    assert [r.status for r in rows] == [gpu_check.PASS] * 2, rows
-    assert all("DDP world 1" in r.note for r in rows)
+    assert [r.status for r in rows] == [gpu_check.PASS] * 3, rows
+    assert rows[0].check == "process group" and rows[0].value == "gloo"
+    assert all("DDP world 1" in r.note for r in rows[1:])
     monkeypatch.setattr(torch, "isfinite", lambda x: torch.zeros_like(x, dtype=torch.bool))
     (row,) = gpu_check.train_rows(check_gpu.QUICKSTART, "cpu", ("fp32",), (64, 64), 1, 1, False)
     assert row.status == gpu_check.FAIL and "non-finite loss" in row.note
@@ -116,3 +126,29 @@ def test_smoke_run_end_to_end(tmp_path):
     argv = ["--cpu-smoke", "--out", str(tmp_path), "--sections", "extension", "kernels"]
     assert check_gpu.main(argv) == (0 if _ops.HAS_EXT else 1)
     assert (tmp_path / "check_gpu.log").read_text().count("--run-section") == 2
+
+
+def test_every_convention_argument_combination_of_the_nms_schema_is_tried():
+    lib = torch.library.Library("fcos_check_gpu_test", "DEF")  # noqa: TOR901
+    lib.define(
+        "nms(Tensor boxes, Tensor scores, float iou_threshold, float offset=0., "
+        "bool suppress_equal=False) -> Tensor"
+    )
+    op = torch.ops.fcos_check_gpu_test.nms.default
+    assert gpu_check.nms_extra_arguments(op) == [
+        ("offset", (0.0, 1.0)),
+        ("suppress_equal", (False, True)),
+    ]
+    combos = list(gpu_check.convention_combinations(op))
+    assert len(combos) == 4 and {"offset": 1.0, "suppress_equal": True} in combos
+
+
+def test_pytest_summary_line_is_read_with_and_without_q():
+    assert check_gpu.pytest_summary("..\n9 passed, 149 deselected in 11.55s\n") == (
+        "9 passed, 149 deselected in 11.55s"
+    )
+    assert (
+        check_gpu.pytest_summary("== 1 failed, 3 passed in 2.00s ==")
+        == "1 failed, 3 passed in 2.00s"
+    )
+    assert check_gpu.pytest_summary("collection error") == ""

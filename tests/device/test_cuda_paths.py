@@ -17,7 +17,12 @@ from fcos_core.structures.bounding_box import BoxList
 from fcos_core.structures.image_list import to_image_list
 from fcos_core.utils import comm, device_setup
 from fcos_core.utils.collect_env import collect_env_info, extension_info
-from fcos_core.utils.device_setup import configure_backends, ddp_kwargs, pin_memory_for
+from fcos_core.utils.device_setup import (
+    configure_backends,
+    ddp_kwargs,
+    no_forward_buffer_sync,
+    pin_memory_for,
+)
 
 
 def config(**options):
@@ -30,6 +35,17 @@ def test_ddp_gets_the_local_gpu_on_cuda_and_no_device_on_cpu():
     assert ddp_kwargs("cuda", 3) == {"device_ids": [3], "output_device": 3}
     assert ddp_kwargs("cuda:1", 1) == {"device_ids": [1], "output_device": 1}
     assert ddp_kwargs("cpu", 0) == {"device_ids": None, "output_device": None}
+
+
+def test_buffer_sync_is_off_under_the_name_the_installed_torch_has(monkeypatch):
+    assert no_forward_buffer_sync() == {"forward_sync_buffers": False}  # the pinned torch
+
+    class OldDDP:  # torch <= 2.12: only broadcast_buffers
+        def __init__(self, module, device_ids=None, broadcast_buffers=True):
+            pass
+
+    monkeypatch.setattr(torch.nn.parallel, "DistributedDataParallel", OldDDP)
+    assert no_forward_buffer_sync() == {"broadcast_buffers": False}
 
 
 def test_pinned_memory_only_for_cuda():

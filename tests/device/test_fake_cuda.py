@@ -132,3 +132,34 @@ def test_the_hard_coded_device_scan_finds_them(tmp_path):
     source = tmp_path / "bad.py"
     source.write_text("x = y.cuda()\nz = torch.zeros(3, device='cuda:0')\nw = t.to('cuda')\n")
     assert len(hard_coded_devices(source)) == 3
+
+
+@pytest.mark.cuda
+@pytest.mark.parametrize("family", ["quickstart", "MNV2"])
+def test_on_a_real_gpu_backbone_and_head_do_not_sync_and_training_syncs_little(family):
+    """What the fake-CUDA tests predict, checked with CUDA's own sync detector."""
+    from fake_cuda import fake_batch, zoo_config
+
+    from fcos_core.modeling.detector import build_detection_model
+
+    cfg = zoo_config(str(REPO / FAMILIES[family]), "cuda")
+    model = build_detection_model(cfg).to("cuda").train()
+    images, targets = fake_batch("cuda", cfg.MODEL.FCOS.NUM_CLASSES)
+    torch.cuda.synchronize()
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        features = model.backbone(images.tensors)
+        outputs = model.rpn.head(features)
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+    assert all(t.device.type == "cuda" for level in outputs for t in level)
+    with pytest.warns(UserWarning, match="synchroniz") as caught:
+        torch.cuda.set_sync_debug_mode("warn")
+        try:
+            losses = model(images, targets)
+        finally:
+            torch.cuda.set_sync_debug_mode("default")
+    assert {loss.device.type for loss in losses.values()} == {"cuda"}
+    # The positives' nonzero, plus host-to-GPU copies of small per-level tables (pageable
+    # memory copies synchronise too; the fake-CUDA tests do not see those).
+    assert 1 <= len(caught) <= 8, [str(w.message) for w in caught]

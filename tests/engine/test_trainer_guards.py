@@ -21,12 +21,12 @@ class _Batch:
     def __init__(self, x: torch.Tensor) -> None:
         self.x = x
 
-    def to(self, device):
-        return _Batch(self.x.to(device))
+    def to(self, device, non_blocking=False):
+        return _Batch(self.x.to(device, non_blocking=non_blocking))
 
 
 class _Target:
-    def to(self, device):
+    def to(self, device, non_blocking=False):
         return self
 
 
