@@ -1,8 +1,8 @@
 """Our zoo-config models give the original FCOS's detections (see original_fcos.py).
 
 Each family's model (built from its zoo config, seeded random weights in the official layout,
-the head re-randomised; see oracle_models.py) runs end to end on a batch of three images, two of them of sizes that are not multiples of 32 (boxes clip at the right and
-bottom borders). A hook on the head replaces its outputs by planted ones, so that the
+the head re-randomised; see oracle_models.py) runs end to end on a batch of three images, two
+of them of sizes that are not multiples of 32 (boxes clip at the right and bottom borders). A hook on the head replaces its outputs by planted ones, so that the
 post-processing meets what matters: thousands of candidates per level (PRE_NMS_TOP_N cuts),
 boxes leaving the image, more than DETECTIONS_PER_IMG survivors, near-tie scores of overlapping
 boxes, exact score ties at the per-image cap, and pairs of boxes whose IoU is exactly the NMS
