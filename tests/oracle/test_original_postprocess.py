@@ -1,15 +1,15 @@
 """Our zoo-config models give the original FCOS's detections (see original_fcos.py).
 
 Each family's model (built from its zoo config, seeded random weights in the official layout,
-the head re-randomised; see oracle_models.py) runs end to end on a batch of three images, two
-of them of sizes that are not multiples of 32 (boxes clip at the right and bottom borders). A hook on the head replaces its outputs by planted ones, so that the
-post-processing meets what matters: thousands of candidates per level (PRE_NMS_TOP_N cuts),
-boxes leaving the image, more than DETECTIONS_PER_IMG survivors, near-tie scores of overlapping
-boxes, exact score ties at the per-image cap, and pairs of boxes whose IoU is exactly the NMS
-threshold or on either side of it depending on the box convention. The oracle gets the same
-head outputs; every detection must be matched (same label, boxes within 0.01 px, scores within
-1e-5). The head's own tail (Scale, exp or ReLU * stride) is checked against the oracle's on the
-model's unplanted outputs.
+the head re-randomised; see oracle_models.py) runs end to end on a batch of three images, two of
+them of sizes that are not multiples of 32 (boxes clip at the right and bottom borders). A hook
+on the head replaces its outputs by planted ones, so that the post-processing meets what
+matters: thousands of candidates per level (PRE_NMS_TOP_N cuts), boxes leaving the image, more
+than DETECTIONS_PER_IMG survivors, near-tie scores of overlapping boxes, exact score ties at the
+per-image cap, and pairs of boxes whose IoU is exactly the NMS threshold or on either side of it
+depending on the box convention. The oracle gets the same head outputs; every detection must be
+matched (same label, boxes within 0.01 px, scores within 1e-5). The head's own tail (Scale, exp
+or ReLU * stride) is checked against the oracle's on the model's unplanted outputs.
 """
 
 from __future__ import annotations
