@@ -223,9 +223,16 @@ def user_errors() -> tuple[type[BaseException], ...]:
     """Exceptions a tool reports as one line: the user's input is wrong, not the code."""
     from fcos_core.config.paths_catalog import DatasetNotFoundError
     from fcos_core.engine.trainer import NonFiniteLossError
+    from fcos_core.utils.extras import MissingExtraError
     from fcos_core.utils.safe_io import CheckpointLoadError
 
-    return (ConfigError, DatasetNotFoundError, CheckpointLoadError, NonFiniteLossError)
+    return (
+        ConfigError,
+        DatasetNotFoundError,
+        CheckpointLoadError,
+        NonFiniteLossError,
+        MissingExtraError,
+    )
 
 
 def run_cli(main: Callable[[], Any]) -> Any:
