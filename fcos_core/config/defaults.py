@@ -311,6 +311,7 @@ _C.TEST.BBOX_AUG.SCALE_H_FLIP = False
 # Misc
 # -----------------------------------------------------------------------------
 # Where logs, checkpoints and results go.
+# fcos train / test / quickstart (and tools/) replace the default "." by output/<config name>.
 _C.OUTPUT_DIR = "."
 # Module that defines DatasetCatalog / ModelCatalog.
 _C.PATHS_CATALOG = "fcos_core.config.paths_catalog"
