@@ -78,6 +78,9 @@ _C.DATASETS.TEST = ()
 # (name, image_dir, ann_file) for a COCO-json dataset, or the path of a python file that calls
 # DatasetCatalog.register_coco(...). See docs/custom_datasets.md.
 _C.DATASETS.REGISTER = ()
+# Train on images without any usable box too, as pure negatives (fcos addition). False: the
+# original behaviour, such images are left out of training.
+_C.DATASETS.KEEP_EMPTY_IMAGES = False
 
 # -----------------------------------------------------------------------------
 # DATALOADER

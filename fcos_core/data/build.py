@@ -64,8 +64,12 @@ def build_dataset(
     catalog: Any,
     is_train: bool = True,
     skip_bad_images: bool = False,
+    keep_empty_images: bool = False,
 ) -> list[Any]:
     """Datasets for `dataset_names`; in training they are concatenated into one.
+
+    Training leaves out images without usable boxes unless ``keep_empty_images``
+    (DATASETS.KEEP_EMPTY_IMAGES); testing keeps every image.
 
     Returns:
         [ConcatDataset or single dataset] in training, one dataset per name in testing.
@@ -80,11 +84,9 @@ def build_dataset(
         entry = catalog.DatasetCatalog.get(name)
         factory = DATASET_FACTORIES[entry["factory"]]
         args = dict(entry["args"], transforms=transforms, name=name)
-        if factory is COCODataset:
-            args["remove_images_without_annotations"] = is_train
-        else:
+        args["remove_images_without_annotations"] = is_train and not keep_empty_images
+        if factory is not COCODataset:
             args["use_difficult"] = not is_train
-            args["remove_images_without_annotations"] = is_train
         args["skip_bad_images"] = skip_bad_images and is_train
         datasets.append(factory(**args))
     if not is_train:
@@ -193,7 +195,8 @@ def make_data_loader(
     names = cfg.DATASETS.TRAIN if is_train else cfg.DATASETS.TEST
     transforms = build_transforms(cfg, is_train)
     skip = cfg.DATALOADER.SKIP_BAD_IMAGES
-    datasets = build_dataset(names, transforms, load_catalog(cfg), is_train, skip_bad_images=skip)
+    datasets = build_dataset(names, transforms, load_catalog(cfg), is_train, skip_bad_images=skip,
+                             keep_empty_images=cfg.DATASETS.KEEP_EMPTY_IMAGES)  # fmt: skip
     loaders = []
     for dataset in datasets:
         check_num_classes(cfg, dataset)

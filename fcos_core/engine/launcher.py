@@ -15,6 +15,7 @@ import torch
 from torch import nn
 from yacs.config import CfgNode
 
+from fcos_core.data.analysis import log_preflight
 from fcos_core.data.build import make_data_loader
 from fcos_core.engine.amp import make_grad_scaler
 from fcos_core.engine.inference import inference
@@ -124,6 +125,8 @@ def train(
         arguments["config_name"] = config_name
     data_loader = make_data_loader(cfg, is_train=True, is_distributed=distributed,
                                    start_iter=arguments["iteration"])  # fmt: skip
+    if is_main_process():  # `fcos analyze-data` gives the full report
+        log_preflight(cfg, data_loader.dataset, logger)
     loaders_val = None
     if cfg.SOLVER.TEST_PERIOD > 0 and cfg.DATASETS.TEST:
         loaders_val = make_data_loader(cfg, is_train=False, is_distributed=distributed)

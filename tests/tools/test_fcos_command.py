@@ -36,7 +36,8 @@ def test_fcos_help_lists_every_subcommand(tiny_env):
     proc = subprocess.run([sys.executable, "-m", "fcos_core", "--help"], env=tiny_env,
                           capture_output=True, text=True, timeout=120)  # fmt: skip
     assert proc.returncode == 0, proc.stderr
-    expected = ["train", "test", "detect", "export", "convert-torchvision", "quickstart"]
+    expected = ["train", "test", "detect", "export", "convert-torchvision", "quickstart",
+                "analyze-data"]  # fmt: skip
     listed = [name for name in expected if f"\n    {name}" in proc.stdout]
     assert listed == expected == list(MODULES), proc.stdout
 

@@ -20,6 +20,7 @@ MODULES = {
     "export": "export",
     "convert-torchvision": "convert_torchvision",
     "quickstart": "quickstart",
+    "analyze-data": "analyze_data",
 }
 
 
