@@ -240,6 +240,11 @@ _C.SOLVER.WARMUP_METHOD = "linear"
 _C.SOLVER.CHECKPOINT_PERIOD = 2500
 # Global training batch size (split over processes).
 _C.SOLVER.IMS_PER_BATCH = 16
+# Batch the schedule below was written for (fcos addition; detectron2's REFERENCE_WORLD_SIZE
+# idea). When > 0 and IMS_PER_BATCH differs, training scales BASE_LR by IMS_PER_BATCH / this
+# (linear scaling rule) and MAX_ITER, STEPS, WARMUP_ITERS, CHECKPOINT_PERIOD and TEST_PERIOD by
+# its inverse. 0: off (a warning says when IMS_PER_BATCH differs from the config file's value).
+_C.SOLVER.REFERENCE_IMS_PER_BATCH = 0
 # Learning-rate multiplier for deformable-conv offset layers.
 _C.SOLVER.DCONV_OFFSETS_LR_FACTOR = 1.0
 # Clip the global gradient norm to this value; 0 disables clipping (fcos addition).

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 from typing import Any
 
 from fcos_core.config.checks import launch_argument_parser
@@ -18,6 +19,8 @@ Train an FCOS detector, then evaluate it on DATASETS.TEST (unless --skip-test).
 
 Outputs go to OUTPUT_DIR (default: output/<config name>). A run resumes from the last checkpoint
 there when its model and config name match; --fresh starts over, --resume continues anyway.
+Another batch size: SOLVER.IMS_PER_BATCH 4 SOLVER.REFERENCE_IMS_PER_BATCH 16 scales BASE_LR,
+MAX_ITER, STEPS and WARMUP_ITERS from the config's batch of 16 to 4 (linear scaling rule).
 """
 
 
@@ -44,13 +47,17 @@ def run(args: argparse.Namespace) -> Any:
     from fcos_core.config.checks import find_config_file, load_config
     from fcos_core.engine.launcher import local_rank_from, run_test, setup, train
     from fcos_core.engine.run_info import apply_default_output_dir, config_name
+    from fcos_core.solver.scaling import batch_mismatch_warning, config_file_batch, scale_schedule
     from fcos_core.utils.comm import synchronize
 
     config_file = find_config_file(args.config_file)
     cfg = load_config(config_file, args.opts)
     apply_default_output_dir(cfg, config_file)
+    notes = [scale_schedule(cfg), batch_mismatch_warning(cfg, config_file_batch(config_file))]
     local_rank = local_rank_from(args.local_rank)
-    distributed = setup(cfg, local_rank, config_file)
+    distributed = setup(cfg, local_rank, config_file)  # logs the (scaled) config
+    for note in filter(None, notes):
+        logging.getLogger("fcos_core").warning("%s", note)
     resume = "fresh" if args.fresh else "force" if args.resume else "auto"
     model = train(cfg, local_rank, distributed, resume=resume, config_name=config_name(config_file))
     if not args.skip_test:
