@@ -30,6 +30,7 @@ from fcos_core.data.samplers import (
     SeededBatchSampler,
 )
 from fcos_core.data.transforms import build_transforms
+from fcos_core.engine.preemption import ignore_stop_signals
 
 logger = logging.getLogger(__name__)
 
@@ -138,6 +139,7 @@ def _worker_init(worker_id: int) -> None:
     """One compute thread per loader worker; the workers themselves are the parallelism."""
     torch.set_num_threads(1)
     cv2.setNumThreads(1)
+    ignore_stop_signals()  # SIGTERM / SIGUSR1: the main process checkpoints and ends the run
 
 
 def _images_per_process(total: int, key: str, world_size: int) -> int:

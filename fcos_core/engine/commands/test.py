@@ -44,10 +44,12 @@ def run(args: argparse.Namespace) -> Any:
         setup,
     )
     from fcos_core.engine.run_info import apply_default_output_dir
+    from fcos_core.utils.slurm import apply_slurm_environment
 
     config_file = find_config_file(args.config_file)
     cfg = load_config(config_file, args.opts)
     apply_default_output_dir(cfg, config_file)
+    apply_slurm_environment()  # srun tasks: RANK, WORLD_SIZE, ... from SLURM's variables
     local_rank = local_rank_from(args.local_rank)
     distributed = setup(cfg, local_rank, config_file)
     model = build_model(cfg, distributed, local_rank)
