@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Any
 
 from fcos_core.config.checks import run_cli
 from fcos_core.engine.commands import MODULES, command_module
@@ -60,8 +59,8 @@ def _with_default_command(argv: list[str]) -> list[str]:
     return argv
 
 
-def main(argv: list[str] | None = None) -> Any:
-    """Entry point of the ``fcos`` console script."""
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``fcos`` console script; returns the exit status (0)."""
     argv = _with_default_command(list(sys.argv[1:] if argv is None else argv))
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
@@ -72,4 +71,5 @@ def main(argv: list[str] | None = None) -> Any:
         args.inputs += extra
     elif extra:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
-    return run_cli(lambda: args.run(args))
+    run_cli(lambda: args.run(args))
+    return 0  # the console script passes this to sys.exit

@@ -68,7 +68,7 @@ def test_tool_script_and_fcos_subcommand_reach_the_same_function(name, monkeypat
     argv = ["--input", "x.pth", "--output", "y.pth"] if name == "convert-torchvision" else argv
     argv = argv or ["--config-file", "a.yaml"]
     _tool(TOOLS[name]).main(argv + ["SOLVER.MAX_ITER", "5"])
-    cli.main([name, *argv, "SOLVER.MAX_ITER", "5"])
+    assert cli.main([name, *argv, "SOLVER.MAX_ITER", "5"]) == 0  # the console script's status
     assert len(calls) == 2 and calls[0] == {
         k: v for k, v in calls[1].items() if k not in ("run", "command")
     }
