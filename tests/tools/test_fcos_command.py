@@ -142,3 +142,13 @@ def test_fcos_detect_refuses_untrained_weights(tiny_env, tmp_path):
         .splitlines()[-1]
         .startswith("error: no weights given (MODEL.WEIGHT is empty): pass trained weights")
     )
+
+
+def test_config_paths_resolve_from_any_folder(tmp_path, monkeypatch):
+    from fcos_core.config.checks import find_config_file, load_config
+
+    monkeypatch.chdir(tmp_path)
+    found = find_config_file("configs/quickstart/fcos_quickstart.yaml")
+    assert Path(found) == REPO / "configs" / "quickstart" / "fcos_quickstart.yaml"
+    assert load_config("configs/quickstart/fcos_quickstart.yaml").OUTPUT_DIR == "output/quickstart"
+    assert find_config_file("nope.yaml") == "nope.yaml"
