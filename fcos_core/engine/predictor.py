@@ -21,6 +21,7 @@ cover every parameter (an empty MODEL.WEIGHT, ImageNet backbone weights) is refu
 from __future__ import annotations
 
 import os
+import urllib.error
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -53,6 +54,10 @@ MISSING_KEYS_SHOWN = 3
 
 class UntrainedWeightsError(ConfigError):
     """The predictor would run with randomly initialised parameters."""
+
+
+class WeightsDownloadError(ConfigError):
+    """Weights given by URL or model zoo name could not be downloaded."""
 
 
 @dataclass
@@ -208,7 +213,13 @@ class FCOSPredictor:
                 return
             raise UntrainedWeightsError(f"no weights given (MODEL.WEIGHT is empty): {hint}")
         checkpointer = DetectronCheckpointer(self.cfg, self.model, save_to_disk=False)
-        checkpointer.load(weights, use_latest=False)
+        try:
+            checkpointer.load(weights, use_latest=False)
+        except urllib.error.URLError as e:
+            raise WeightsDownloadError(
+                f"could not download the weights {weights} ({e.reason}): download the file "
+                "yourself and pass its path (--weights FILE)"
+            ) from None
         report = checkpointer.last_load_report
         missing = list(report.missing) + list(report.mismatched) if report else []
         if missing and not allow_random:

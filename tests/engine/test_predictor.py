@@ -110,3 +110,13 @@ def test_bad_inputs(predictor_factory, tmp_path):
 def test_model_zoo_names_become_catalog_names():
     assert resolve_weights("FCOS_imprv_R_50_FPN_1x") == "catalog://FCOS/FCOS_imprv_R_50_FPN_1x"
     assert resolve_weights("model_final.pth") == "model_final.pth"
+
+
+def test_unreachable_weights_url_is_one_clear_error(tiny_cfg, tmp_path, monkeypatch):
+    from fcos_core.engine.predictor import WeightsDownloadError
+
+    monkeypatch.setenv("FCOS_CACHE", str(tmp_path / "cache"))
+    url = "http://127.0.0.1:9/fcos_weights.pth"  # nothing listens on the discard port
+    with pytest.raises(WeightsDownloadError, match=r"could not download the weights http://"
+                       r"127\.0\.0\.1:9/fcos_weights\.pth .*pass its path"):  # fmt: skip
+        FCOSPredictor(tiny_cfg(*SIZE), weights=url)
