@@ -118,3 +118,41 @@ def test_default_output_dir_is_per_config(tiny_cfg):
     apply_default_output_dir(chosen, "x.yaml")
     assert chosen.OUTPUT_DIR == "runs/mine"
     assert config_name(None) == "defaults"
+
+
+def test_training_logs_the_preflight_report(tiny_cfg, tmp_path, caplog):
+    import logging
+
+    caplog.set_level(logging.INFO, logger="fcos_core")
+    train(_one_iteration(tiny_cfg, output_dir=str(tmp_path / "pf")), 0, False)
+    assert "Pre-flight: tiny_shapes_train: 16 images, " in caplog.text
+    assert "Pre-flight: boxes per FPN level after resizing to 64: P3 " in caplog.text
+
+
+def _train_command_cfg(monkeypatch, tmp_path, *opts):
+    from fcos_core.engine.commands import standalone_parser
+    from fcos_core.engine.commands import train as train_command
+    from tests.engine.conftest import TINY_REGISTER, TINY_YAML
+
+    seen = []
+    monkeypatch.setattr(launcher, "train", lambda cfg, *a, **k: seen.append(cfg.clone()))
+    monkeypatch.setattr(launcher, "run_test", lambda *a, **k: None)
+    argv = ["--config-file", str(TINY_YAML), "DATASETS.REGISTER", f'("{TINY_REGISTER}",)',
+            "OUTPUT_DIR", str(tmp_path / "o"), *opts]  # fmt: skip
+    train_command.run(standalone_parser(train_command).parse_args(argv))
+    return seen[0]
+
+
+def test_train_command_scales_the_schedule(tiny_data_dir, tmp_path, monkeypatch):
+    # tiny_fcos.yaml: batch 4, BASE_LR 0.01, MAX_ITER 6, STEPS (4,)
+    cfg = _train_command_cfg(monkeypatch, tmp_path, "SOLVER.IMS_PER_BATCH", "2",
+                             "SOLVER.REFERENCE_IMS_PER_BATCH", "4")  # fmt: skip
+    assert (cfg.SOLVER.BASE_LR, cfg.SOLVER.MAX_ITER, tuple(cfg.SOLVER.STEPS)) == (0.005, 12, (8,))
+
+
+def test_train_command_warns_about_an_unscaled_batch(tiny_data_dir, tmp_path, monkeypatch):
+    cfg = _train_command_cfg(monkeypatch, tmp_path, "SOLVER.IMS_PER_BATCH", "2")
+    assert cfg.SOLVER.MAX_ITER == 6
+    log = (tmp_path / "o" / "log.txt").read_text()
+    assert "SOLVER.IMS_PER_BATCH is 2 but the config's schedule (BASE_LR, MAX_ITER, STEPS) was " \
+           "written for 4: add SOLVER.REFERENCE_IMS_PER_BATCH 4" in log  # fmt: skip
