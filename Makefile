@@ -12,8 +12,9 @@ PINS_FILE := $(STAMPS)/pins
 
 # Versions this project is tested with (pip freeze of a working .venv).
 PINNED := setuptools==84.2.1 torch==2.14.1 torchvision==0.29.1 yacs==0.1.8 \
-	opencv-python-headless==5.0.0.93 pycocotools==2.0.11 ninja==1.13.2 tqdm==4.70.1 \
-	pytest==9.2.0 ruff==0.17.6 onnx==1.23.2 onnxruntime==1.31.1 matplotlib==3.11.2
+	opencv-python-headless==5.0.0.93 pycocotools==2.0.11 ninja==1.13.2 tqdm==4.70.1 numpy==2.4.6 \
+	pytest==9.2.0 ruff==0.17.6 onnx==1.23.2 onnxruntime==1.31.1 matplotlib==3.11.2 \
+	PyYAML==6.0.4 pillow==13.0.0
 
 CSRC := $(shell find csrc -type f \( -name '*.cpp' -o -name '*.h' -o -name '*.cu' \))
 # The build machine has 2 cores.

@@ -6,6 +6,9 @@
 Per-class thresholds: --class-thresholds 0.5,0.4,... (one per class, labels 1..C), or
 `--class-thresholds coco` for the original FCOS demo's COCO thresholds. Class names
 come from --dataset NAME (a catalog dataset, e.g. shapes_val), else COCO names for 80 classes.
+Also writes detections.json. `fcos detect` does the same (and takes single images too); both use
+`fcos_core.engine.predictor.FCOSPredictor`. Untrained weights are refused unless
+--allow-random-weights.
 """
 
 from __future__ import annotations
@@ -14,19 +17,10 @@ import argparse
 import os
 import sys
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, REPO)
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-import cv2  # noqa: E402
-from predictor import FCOSPredictor  # noqa: E402
-
-from fcos_core.config.checks import ConfigError, load_config, run_cli  # noqa: E402
-from fcos_core.data.build import build_dataset, load_catalog  # noqa: E402
-from fcos_core.data.coco_classes import FCOS_COCO_CLASS_THRESHOLDS  # noqa: E402
-from fcos_core.data.datasets.image_io import read_image  # noqa: E402
-
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
+from fcos_core.config.checks import ConfigError, run_cli  # noqa: E402
+from fcos_core.engine.commands import detect  # noqa: E402
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -52,46 +46,26 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="fast path under bf16 autocast (TEST.FAST_PATH_AUTOCAST bf16)",
     )
     parser.add_argument("--dataset", default=None, help="catalog dataset to take class names from")
+    parser.add_argument(
+        "--allow-random-weights", action="store_true", help="run untrained weights (testing only)"
+    )
     parser.add_argument("opts", nargs=argparse.REMAINDER, default=[], help="KEY VALUE overrides")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    args.device, args.batch_size = None, 1
+    return args
 
 
 def _thresholds(args: argparse.Namespace) -> float | list[float]:
-    if not args.class_thresholds:
-        return args.threshold
-    if args.class_thresholds == "coco":
-        return list(FCOS_COCO_CLASS_THRESHOLDS)
-    try:
-        return [float(t) for t in args.class_thresholds.split(",")]
-    except ValueError:
-        raise ConfigError(
-            f"--class-thresholds must be numbers separated by commas, got {args.class_thresholds!r}"
-        ) from None
+    return detect.thresholds_from(args.threshold, args.class_thresholds)
 
 
 def main() -> None:
     args = parse_args()
-    opts = list(args.opts) + (["MODEL.WEIGHT", args.weights] if args.weights else [])
-    opts += ["TEST.FAST_PATH", "False"] if args.no_fast else []
-    opts += ["TEST.FAST_PATH_AUTOCAST", "bf16"] if args.bf16 else []
-    cfg = load_config(args.config_file, opts)
     if not os.path.isdir(args.input):
         raise ConfigError(f"--input must be a folder of images, got {args.input}")
-    names = None
-    if args.dataset:
-        names = build_dataset((args.dataset,), None, load_catalog(cfg), is_train=False)[
-            0
-        ].class_names
-    try:
-        predictor = FCOSPredictor(cfg, _thresholds(args), names)
-    except ValueError as e:
-        raise ConfigError(str(e)) from None
-    os.makedirs(args.output, exist_ok=True)
-    files = sorted(f for f in os.listdir(args.input) if f.lower().endswith(IMAGE_EXTENSIONS))
-    for name in files:
-        annotated = predictor.annotate(read_image(os.path.join(args.input, name)))
-        cv2.imwrite(os.path.join(args.output, os.path.splitext(name)[0] + ".jpg"), annotated)
-    print(f"wrote {len(files)} annotated image(s) to {args.output}")
+    predictor = detect.make_predictor(args, list(args.opts))
+    records = detect.write_detections(predictor, [args.input], args.output)
+    print(f"wrote {len(records)} annotated image(s) to {args.output}")
 
 
 if __name__ == "__main__":

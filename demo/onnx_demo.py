@@ -19,7 +19,14 @@ import json
 
 import cv2
 import numpy as np
-import onnxruntime as ort
+
+try:
+    import onnxruntime as ort
+except ImportError:  # the message of fcos_core.utils.extras, without importing torch
+    raise SystemExit(
+        "demo/onnx_demo.py needs onnxruntime: pip install 'fcos[export]' "
+        "(from a clone: pip install '.[export]')"
+    ) from None
 
 # Box colour (BGR) and text settings of the drawing.
 BOX_COLOR = (0, 200, 255)

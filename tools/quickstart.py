@@ -1,58 +1,31 @@
-"""The quickstart: synthetic shapes -> train a small FCOS on the CPU -> COCO AP -> pictures.
+"""The quickstart: synthetic shapes -> train a small FCOS -> COCO AP -> pictures.
+Same as `fcos quickstart` and `make quickstart`.
 
-    python tools/quickstart.py [--max-minutes 6] [--output-dir output/quickstart] [KEY VALUE ...]
+    python tools/quickstart.py [--max-minutes 6] [--output-dir output/quickstart] [--fresh]
 
-Runs in one process, on a GPU if there is one, else on the CPU. A second run resumes from the
-checkpoints in the output folder (delete it, or pass --fresh, to start over).
+The code lives in `fcos_core.engine.commands.quickstart` and `fcos_core.engine.quickstart`.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import sys
-import time
+from typing import Any
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, REPO)
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from fcos_core.config.checks import load_config, run_cli  # noqa: E402
-from fcos_core.engine.launcher import setup  # noqa: E402
-from fcos_core.engine.quickstart import run_quickstart, summary  # noqa: E402
-
-DEFAULT_CONFIG = os.path.join(REPO, "configs", "quickstart", "fcos_quickstart.yaml")
+from fcos_core.config.checks import run_cli  # noqa: E402
+from fcos_core.engine.commands import quickstart as command  # noqa: E402
+from fcos_core.engine.commands import standalone_parser  # noqa: E402
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description="FCOS quickstart on synthetic data")
-    parser.add_argument("--config-file", default=DEFAULT_CONFIG, metavar="FILE")
-    parser.add_argument(
-        "--max-minutes",
-        type=float,
-        default=None,
-        help="training time limit (default: SOLVER.MAX_MINUTES of the config)",
-    )
-    parser.add_argument("--output-dir", default=None, help="default: OUTPUT_DIR of the config")
-    parser.add_argument("--fresh", action="store_true", help="delete the output folder first")
-    parser.add_argument("opts", nargs=argparse.REMAINDER, default=[], help="KEY VALUE overrides")
-    return parser.parse_args(argv)
+    return standalone_parser(command, prog="quickstart.py").parse_args(argv)
 
 
-def main() -> None:
-    start = time.time()
-    args = parse_args()
-    opts = list(args.opts)
-    if args.max_minutes is not None:
-        opts += ["SOLVER.MAX_MINUTES", str(args.max_minutes)]
-    if args.output_dir:
-        opts += ["OUTPUT_DIR", args.output_dir]
-    cfg = load_config(args.config_file, opts)
-    if args.fresh and os.path.isdir(cfg.OUTPUT_DIR):
-        shutil.rmtree(cfg.OUTPUT_DIR)
-    setup(cfg, local_rank=0, config_file=args.config_file, log_env=False)
-    result = run_quickstart(cfg)
-    print(summary(result, time.time() - start), flush=True)
+def main(argv: list[str] | None = None) -> Any:
+    return command.run(parse_args(argv))
 
 
 if __name__ == "__main__":

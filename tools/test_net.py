@@ -1,9 +1,10 @@
-"""Evaluate an FCOS detector on DATASETS.TEST (single process or distributed).
+"""Evaluate an FCOS detector on DATASETS.TEST. Same as `fcos test`.
 
     python tools/test_net.py --config-file configs/fcos/fcos_R_50_FPN_1x.yaml \
         MODEL.WEIGHT FCOS_R_50_FPN_1x.pth TEST.IMS_PER_BATCH 4
 
-Weights: --ckpt if given, else OUTPUT_DIR/last_checkpoint, else MODEL.WEIGHT.
+Weights: --ckpt if given, else MODEL.WEIGHT if set, else (or with --resume) OUTPUT_DIR's last
+checkpoint. The code lives in `fcos_core.engine.commands.test`.
 """
 
 from __future__ import annotations
@@ -11,29 +12,21 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from typing import Any
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from fcos_core.config.checks import launch_argument_parser, load_config, run_cli  # noqa: E402
-from fcos_core.engine.launcher import build_model, load_for_test, local_rank_from, run_test, setup  # noqa: E402
+from fcos_core.config.checks import run_cli  # noqa: E402
+from fcos_core.engine.commands import standalone_parser  # noqa: E402
+from fcos_core.engine.commands import test as command  # noqa: E402
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = launch_argument_parser("FCOS inference and evaluation")
-    parser.add_argument(
-        "--ckpt", default=None, help="checkpoint to evaluate (overrides the others)"
-    )
-    return parser.parse_args(argv)
+    return standalone_parser(command, prog="test_net.py").parse_args(argv)
 
 
-def main() -> None:
-    args = parse_args()
-    cfg = load_config(args.config_file, args.opts)
-    local_rank = local_rank_from(args.local_rank)
-    distributed = setup(cfg, local_rank, args.config_file)
-    model = build_model(cfg, distributed, local_rank)
-    load_for_test(cfg, model, args.ckpt)
-    run_test(cfg, model, distributed)
+def main(argv: list[str] | None = None) -> Any:
+    return command.run(parse_args(argv))
 
 
 if __name__ == "__main__":

@@ -23,6 +23,8 @@ import yaml
 from yacs.config import CfgNode
 
 EXIT_USER_ERROR = 2
+# The clone's root folder (it holds configs/ and fcos_core/).
+PROJECT_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 DEVICE_PATTERN = re.compile(r"^(cpu|cuda(:\d+)?)$")
 
 
@@ -81,8 +83,18 @@ def _ints_to_floats(node: CfgNode, base: CfgNode) -> None:
             node[key] = float(value)
 
 
+def find_config_file(path: str) -> str:
+    """``path`` if it exists, else the same relative path under the project root (so
+    ``configs/fcos/...`` works from any folder), else ``path`` unchanged."""
+    if not path or os.path.isfile(path) or os.path.isabs(path):
+        return path
+    candidate = os.path.join(PROJECT_ROOT, path)
+    return candidate if os.path.isfile(candidate) else path
+
+
 def merge_file(cfg: CfgNode, config_file: str) -> None:
     """Merge a yaml file into ``cfg``, raising :class:`ConfigError` on any problem."""
+    config_file = find_config_file(config_file)
     if not os.path.isfile(config_file):
         raise ConfigError(f"config file not found: {config_file}")
     try:
@@ -227,9 +239,16 @@ def user_errors() -> tuple[type[BaseException], ...]:
     """Exceptions a tool reports as one line: the user's input is wrong, not the code."""
     from fcos_core.config.paths_catalog import DatasetNotFoundError
     from fcos_core.engine.trainer import NonFiniteLossError
+    from fcos_core.utils.extras import MissingExtraError
     from fcos_core.utils.safe_io import CheckpointLoadError
 
-    return (ConfigError, DatasetNotFoundError, CheckpointLoadError, NonFiniteLossError)
+    return (
+        ConfigError,
+        DatasetNotFoundError,
+        CheckpointLoadError,
+        NonFiniteLossError,
+        MissingExtraError,
+    )
 
 
 def run_cli(main: Callable[[], Any]) -> Any:
@@ -270,12 +289,15 @@ def add_register_file_argument(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def launch_argument_parser(description: str) -> argparse.ArgumentParser:
+def launch_argument_parser(
+    description: str, parser: argparse.ArgumentParser | None = None
+) -> argparse.ArgumentParser:
     """The arguments every launcher-compatible tool takes: --config-file, --register-file (any
     number), --local_rank / --local-rank (set by ``torch.distributed.launch``; torchrun sets
     $LOCAL_RANK instead) and trailing ``KEY VALUE`` config overrides. Tools add their own flags
-    before parsing."""
-    parser = argparse.ArgumentParser(description=description)
+    before parsing. ``parser``: add the arguments to this parser (an ``fcos`` subcommand's)
+    instead of a new one."""
+    parser = parser or argparse.ArgumentParser(description=description)
     parser.add_argument("--config-file", default="", metavar="FILE", help="path to a yaml config")
     add_register_file_argument(parser)
     parser.add_argument(

@@ -93,6 +93,9 @@ _C.DATASETS.TEST = ()
 # (name, image_dir, ann_file) for a COCO-json dataset, or the path of a python file that calls
 # DatasetCatalog.register_coco(...). See docs/custom_datasets.md.
 _C.DATASETS.REGISTER = ()
+# Train on images without any usable box too, as pure negatives (fcos addition). False: the
+# original behaviour, such images are left out of training.
+_C.DATASETS.KEEP_EMPTY_IMAGES = False
 
 # -----------------------------------------------------------------------------
 # DATALOADER
@@ -252,6 +255,11 @@ _C.SOLVER.WARMUP_METHOD = "linear"
 _C.SOLVER.CHECKPOINT_PERIOD = 2500
 # Global training batch size (split over processes).
 _C.SOLVER.IMS_PER_BATCH = 16
+# Batch the schedule below was written for (fcos addition; detectron2's REFERENCE_WORLD_SIZE
+# idea). When > 0 and IMS_PER_BATCH differs, training scales BASE_LR by IMS_PER_BATCH / this
+# (linear scaling rule) and MAX_ITER, STEPS, WARMUP_ITERS, CHECKPOINT_PERIOD and TEST_PERIOD by
+# its inverse. 0: off (a warning says when IMS_PER_BATCH differs from the config file's value).
+_C.SOLVER.REFERENCE_IMS_PER_BATCH = 0
 # Learning-rate multiplier for deformable-conv offset layers.
 _C.SOLVER.DCONV_OFFSETS_LR_FACTOR = 1.0
 # Clip the global gradient norm to this value; 0 disables clipping (fcos addition).
@@ -330,6 +338,7 @@ _C.TEST.BBOX_AUG.SCALE_H_FLIP = False
 # Misc
 # -----------------------------------------------------------------------------
 # Where logs, checkpoints and results go.
+# fcos train / test / quickstart (and tools/) replace the default "." by output/<config name>.
 _C.OUTPUT_DIR = "."
 # Module that defines DatasetCatalog / ModelCatalog.
 _C.PATHS_CATALOG = "fcos_core.config.paths_catalog"

@@ -30,6 +30,7 @@ from fcos_core.data.samplers import (
     SeededBatchSampler,
 )
 from fcos_core.data.transforms import build_transforms
+from fcos_core.engine.preemption import ignore_stop_signals
 from fcos_core.structures.box_convention import DEFAULT_BOX_CONVENTION
 from fcos_core.utils.device_setup import pin_memory_for
 
@@ -67,9 +68,13 @@ def build_dataset(
     is_train: bool = True,
     skip_bad_images: bool = False,
     box_convention: str = DEFAULT_BOX_CONVENTION,
+    keep_empty_images: bool = False,
 ) -> list[Any]:
     """Datasets for `dataset_names` with targets in `box_convention` (MODEL.BOX_CONVENTION); in
     training they are concatenated into one.
+
+    Training leaves out images without usable boxes unless ``keep_empty_images``
+    (DATASETS.KEEP_EMPTY_IMAGES); testing keeps every image.
 
     Returns:
         [ConcatDataset or single dataset] in training, one dataset per name in testing.
@@ -84,11 +89,9 @@ def build_dataset(
         entry = catalog.DatasetCatalog.get(name)
         factory = DATASET_FACTORIES[entry["factory"]]
         args = dict(entry["args"], transforms=transforms, name=name)
-        if factory is COCODataset:
-            args["remove_images_without_annotations"] = is_train
-        else:
+        args["remove_images_without_annotations"] = is_train and not keep_empty_images
+        if factory is not COCODataset:
             args["use_difficult"] = not is_train
-            args["remove_images_without_annotations"] = is_train
         args["skip_bad_images"] = skip_bad_images and is_train
         args["box_convention"] = box_convention
         datasets.append(factory(**args))
@@ -141,6 +144,7 @@ def _worker_init(worker_id: int) -> None:
     """One compute thread per loader worker; the workers themselves are the parallelism."""
     torch.set_num_threads(1)
     cv2.setNumThreads(1)
+    ignore_stop_signals()  # SIGTERM / SIGUSR1: the main process checkpoints and ends the run
 
 
 def _images_per_process(total: int, key: str, world_size: int) -> int:
@@ -216,6 +220,7 @@ def make_data_loader(
         is_train,
         skip_bad_images=skip,
         box_convention=cfg.MODEL.BOX_CONVENTION,
+        keep_empty_images=cfg.DATASETS.KEEP_EMPTY_IMAGES,
     )
     loaders = []
     for dataset in datasets:

@@ -7,6 +7,7 @@ import logging
 import os
 from typing import Any
 
+from fcos_core.utils.extras import install_hint
 from fcos_core.utils.safe_io import atomic_write_text
 
 logger = logging.getLogger(__name__)
@@ -73,7 +74,8 @@ def _make_tensorboard(log_dir: str) -> Any:
     try:
         from torch.utils.tensorboard import SummaryWriter
     except ImportError:
-        logger.debug("tensorboard is not installed; metrics go to %s only", METRICS_FILE)
+        logger.debug("no tensorboard (%s); metrics go to %s only", install_hint("tensorboard"),
+                     METRICS_FILE)  # fmt: skip
         return None
     return SummaryWriter(log_dir=log_dir)
 

@@ -15,9 +15,11 @@ import torch
 from torch import nn
 from yacs.config import CfgNode
 
+from fcos_core.data.analysis import log_preflight
 from fcos_core.data.build import make_data_loader
 from fcos_core.engine.amp import make_grad_scaler
 from fcos_core.engine.inference import inference, make_test_time_augmentation
+from fcos_core.engine.run_info import check_resume
 from fcos_core.engine.trainer import do_train
 from fcos_core.layers._ops import extension_summary
 from fcos_core.modeling.backbone.backbone import convert_sync_batchnorm_if_needed
@@ -97,8 +99,15 @@ def _wrap_ddp(model: nn.Module, cfg: CfgNode, local_rank: int) -> nn.Module:
     )
 
 
-def train(cfg: CfgNode, local_rank: int, distributed: bool) -> nn.Module:
-    """Build everything, resume if OUTPUT_DIR has a checkpoint, and train.
+def train(
+    cfg: CfgNode, local_rank: int, distributed: bool, *, resume: str = "auto", config_name: str = ""
+) -> nn.Module:
+    """Build everything, resume if OUTPUT_DIR has a checkpoint of this run, and train.
+
+    Args:
+        resume: "auto" (resume OUTPUT_DIR's last checkpoint when it belongs to this run, refuse
+            one of another run), "force" (resume it anyway) or "fresh" (start from MODEL.WEIGHT).
+        config_name: recorded in the checkpoints; "auto" compares it (see `engine.run_info`).
 
     Returns:
         the trained model (DDP-wrapped when distributed).
@@ -113,9 +122,14 @@ def train(cfg: CfgNode, local_rank: int, distributed: bool) -> nn.Module:
         cfg, model, optimizer, scheduler, cfg.OUTPUT_DIR, is_main_process(), scaler=scaler
     )
     arguments: dict[str, Any] = {"iteration": 0}
-    arguments.update(checkpointer.load(cfg.MODEL.WEIGHT))
+    resuming = check_resume(checkpointer, model, config_name, resume)
+    arguments.update(checkpointer.load(cfg.MODEL.WEIGHT, use_latest=resuming))
+    if config_name:
+        arguments["config_name"] = config_name
     data_loader = make_data_loader(cfg, is_train=True, is_distributed=distributed,
                                    start_iter=arguments["iteration"])  # fmt: skip
+    if is_main_process():  # `fcos analyze-data` gives the full report
+        log_preflight(cfg, data_loader.dataset, logger)
     loaders_val = None
     if cfg.SOLVER.TEST_PERIOD > 0 and cfg.DATASETS.TEST:
         loaders_val = make_data_loader(cfg, is_train=False, is_distributed=distributed)
@@ -170,7 +184,18 @@ def run_test(
     return results
 
 
-def load_for_test(cfg: CfgNode, model: nn.Module, ckpt: str | None) -> None:
-    """Load ``ckpt`` if given, else OUTPUT_DIR's last checkpoint, else MODEL.WEIGHT."""
+def load_for_test(cfg: CfgNode, model: nn.Module, ckpt: str | None, resume: bool = False) -> None:
+    """Load the weights to evaluate (detectron2's ``resume_or_load``): ``ckpt`` if given, else
+    MODEL.WEIGHT if set (OUTPUT_DIR's checkpoints are not looked at), else, or with ``resume``,
+    OUTPUT_DIR's last checkpoint (MODEL.WEIGHT when there is none)."""
     checkpointer = DetectronCheckpointer(cfg, model, save_dir=cfg.OUTPUT_DIR, save_to_disk=False)
-    checkpointer.load(ckpt or cfg.MODEL.WEIGHT, use_latest=ckpt is None)
+    use_latest = ckpt is None and (resume or not cfg.MODEL.WEIGHT)
+    checkpointer.load(ckpt or cfg.MODEL.WEIGHT, use_latest=use_latest)
+    report = checkpointer.last_load_report
+    if report is not None and (report.missing or report.mismatched):
+        logger.warning(
+            "The evaluated weights leave %d parameters untrained; to evaluate the training in "
+            "%s pass --resume (or --ckpt FILE)",
+            len(report.missing) + len(report.mismatched),
+            cfg.OUTPUT_DIR,
+        )

@@ -63,8 +63,10 @@ def save_visualizations(
     return written
 
 
-def run_quickstart(cfg: CfgNode) -> dict[str, Any]:
+def run_quickstart(cfg: CfgNode, config_name: str = "") -> dict[str, Any]:
     """Data, training (time-limited by SOLVER.MAX_MINUTES), evaluation, plots.
+
+    ``config_name`` is recorded in the checkpoints (a later run of another config refuses them).
 
     Returns:
         {"bbox": COCO metrics, "output_dir", "loss_curve", "images", "seconds": {...}}.
@@ -72,7 +74,7 @@ def run_quickstart(cfg: CfgNode) -> dict[str, Any]:
     timings = {"data": prepare_data(cfg)}
     logger.info("Synthetic data ready in %.1f s", timings["data"])
     start = time.time()
-    model = train(cfg, local_rank=0, distributed=False)
+    model = train(cfg, local_rank=0, distributed=False, config_name=config_name)
     timings["train"] = time.time() - start
     start = time.time()
     results, _ = run_test(cfg, model, distributed=False)[0]

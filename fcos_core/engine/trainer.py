@@ -13,6 +13,7 @@ import itertools
 import logging
 import os
 import resource
+import signal
 import time
 from typing import Any
 
@@ -21,6 +22,7 @@ from torch import nn
 
 from fcos_core.engine.amp import amp_dtype, autocast
 from fcos_core.engine.event_writer import EventWriter
+from fcos_core.engine.preemption import StopRequest, TrainingPreempted
 from fcos_core.solver.fit_schedule import fitted_length, scale_milestones
 from fcos_core.utils.comm import (
     broadcast_flag,
@@ -112,18 +114,21 @@ class Trainer:
         self.model.train()
         start = end = time.time()
         it = self.start_iter
+        stop = StopRequest()
         try:
             # bounded: a resumed fitted schedule ends before the data loader does
             batches = itertools.islice(data_loader, max(self.max_iter - self.start_iter, 0))
-            for it, (images, targets, _) in enumerate(batches, self.start_iter + 1):
-                data_time = time.time() - end
-                reduced = self.step(images, targets, it)
-                batch_time = time.time() - end
-                end = time.time()
-                self.after_step(it, reduced, {"time": batch_time, "data": data_time})
-                self.fit_to_deadline(it)
-                if it >= self.max_iter or self.time_is_up(it):
-                    break
+            with stop:
+                for it, (images, targets, _) in enumerate(batches, self.start_iter + 1):
+                    data_time = time.time() - end
+                    reduced = self.step(images, targets, it)
+                    batch_time = time.time() - end
+                    end = time.time()
+                    self.after_step(it, reduced, {"time": batch_time, "data": data_time})
+                    self.stop_if_signalled(it, stop)
+                    self.fit_to_deadline(it)
+                    if it >= self.max_iter or self.time_is_up(it):
+                        break
         finally:
             self.writer.close()
         done = it - self.start_iter
@@ -133,6 +138,22 @@ class Trainer:
             datetime.timedelta(seconds=int(total)),
             total / max(done, 1),
         )
+
+    def stop_if_signalled(self, it: int, stop: StopRequest) -> None:
+        """After SIGTERM / SIGUSR1 on any rank: checkpoint iteration ``it`` (unless just saved)
+        and raise :class:`TrainingPreempted`; rerunning the same command resumes from here."""
+        signum = stop.agreed(self.device)
+        if not signum:
+            return
+        saved = it % self.checkpoint_period == 0 or it == self.max_iter
+        path = None if saved else self.checkpointer.save(f"model_{it:07d}", **self.arguments)
+        if saved and self.checkpointer.has_checkpoint():
+            path = self.checkpointer.get_checkpoint_file()
+        logger.warning(
+            "Stopped by %s after iteration %d; checkpoint %s. Run the same command to resume.",
+            signal.Signals(signum).name, it, path or "(written by rank 0)",
+        )  # fmt: skip
+        raise TrainingPreempted(signum, path)
 
     def step(self, images: Any, targets: Any, it: int) -> dict[str, torch.Tensor] | None:
         """One optimisation step; returns the process-averaged losses, None if skipped."""

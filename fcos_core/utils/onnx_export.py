@@ -46,6 +46,7 @@ from fcos_core.modeling.fcos.inference_core import (
     select_detections,
 )
 from fcos_core.modeling.fcos.locations import compute_locations_per_level
+from fcos_core.utils.extras import require
 
 # ONNX opset written by default (onnxruntime >= 1.14 runs it).
 DEFAULT_OPSET = 17
@@ -365,8 +366,7 @@ def export_metadata(
 
 def _write_metadata(path: str, metadata: dict[str, str]) -> None:
     """Add ``metadata`` to the ``metadata_props`` of the ONNX file at ``path`` (in place)."""
-    import onnx
-
+    onnx = require("onnx", "ONNX export")
     proto = onnx.load(path, load_external_data=False)
     for key, value in metadata.items():
         entry = proto.metadata_props.add()

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from fcos_core.structures.bounding_box import BoxList
+from fcos_core.utils.extras import require
 
 logger = logging.getLogger(__name__)
 
@@ -60,14 +61,8 @@ def _backend_classes(backend: str) -> tuple[Any, Any]:
 
         return COCO, COCOeval
     if backend == "faster_coco_eval":
-        try:
-            from faster_coco_eval import COCO, COCOeval_faster
-        except ImportError:
-            raise ImportError(
-                "TEST.COCO_EVAL_BACKEND is faster_coco_eval but the package is not installed "
-                "(pip install faster-coco-eval)"
-            ) from None
-        return COCO, COCOeval_faster
+        module = require("faster_coco_eval", "TEST.COCO_EVAL_BACKEND faster_coco_eval")
+        return module.COCO, module.COCOeval_faster
     raise ValueError(
         f"COCO eval backend must be one of {', '.join(COCO_BACKENDS)}, got {backend!r}"
     )

@@ -1,0 +1,57 @@
+"""``fcos test`` and ``tools/test_net.py``."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from fcos_core.config.checks import launch_argument_parser
+
+NAME = "test"
+HELP = "evaluate a detector on DATASETS.TEST (COCO AP)"
+DESCRIPTION = """\
+Evaluate a detector on DATASETS.TEST (single process or distributed).
+
+  fcos test --config-file configs/fcos/fcos_imprv_R_50_FPN_1x.yaml \\
+      MODEL.WEIGHT FCOS_imprv_R_50_FPN_1x.pth TEST.IMS_PER_BATCH 4
+
+Weights evaluated: --ckpt if given, else MODEL.WEIGHT if set, else OUTPUT_DIR's last checkpoint.
+--resume evaluates OUTPUT_DIR's last checkpoint even when MODEL.WEIGHT is set.
+Results go to OUTPUT_DIR/inference/<dataset>/ (default OUTPUT_DIR: output/<config name>).
+"""
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    launch_argument_parser(DESCRIPTION, parser)
+    parser.add_argument(
+        "--ckpt", default=None, help="checkpoint to evaluate (overrides the others)"
+    )
+    parser.add_argument(
+        "--resume",
+        action="store_true",
+        help="evaluate OUTPUT_DIR's last checkpoint instead of MODEL.WEIGHT",
+    )
+
+
+def run(args: argparse.Namespace) -> Any:
+    """Set up, build the model, load the weights, evaluate; returns the results per dataset."""
+    from fcos_core.config.checks import find_config_file, load_config
+    from fcos_core.engine.launcher import (
+        build_model,
+        load_for_test,
+        local_rank_from,
+        run_test,
+        setup,
+    )
+    from fcos_core.engine.run_info import apply_default_output_dir
+    from fcos_core.utils.slurm import apply_slurm_environment
+
+    config_file = find_config_file(args.config_file)
+    cfg = load_config(config_file, args.opts)
+    apply_default_output_dir(cfg, config_file)
+    apply_slurm_environment()  # srun tasks: RANK, WORLD_SIZE, ... from SLURM's variables
+    local_rank = local_rank_from(args.local_rank)
+    distributed = setup(cfg, local_rank, config_file)
+    model = build_model(cfg, distributed, local_rank)
+    load_for_test(cfg, model, args.ckpt, resume=args.resume)
+    return run_test(cfg, model, distributed)
