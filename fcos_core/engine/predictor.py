@@ -44,6 +44,7 @@ from fcos_core.structures.bounding_box import BoxList
 from fcos_core.utils.checkpoint import DetectronCheckpointer
 from fcos_core.utils.env import resolve_device
 from fcos_core.utils.fast_path import prepare_fast_inference
+from fcos_core.utils.model_zoo import DownloadError
 from fcos_core.utils.visualize import draw_detections, per_class_thresholds, select_detections
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
@@ -215,9 +216,10 @@ class FCOSPredictor:
         checkpointer = DetectronCheckpointer(self.cfg, self.model, save_to_disk=False)
         try:
             checkpointer.load(weights, use_latest=False)
-        except urllib.error.URLError as e:
+        except (urllib.error.URLError, DownloadError) as e:
+            reason = getattr(e, "reason", None) or str(e)
             raise WeightsDownloadError(
-                f"could not download the weights {weights} ({e.reason}): download the file "
+                f"could not download the weights {weights} ({reason}): download the file "
                 "yourself and pass its path (--weights FILE)"
             ) from None
         report = checkpointer.last_load_report

@@ -51,4 +51,4 @@ def no_forward_buffer_sync() -> dict[str, bool]:
 
 def pin_memory_for(device: str) -> bool:
     """Page-locked batches (for asynchronous host-to-GPU copies) only when training on CUDA."""
-    return torch.device(device).type == "cuda"
+    return torch.device(device).type == "cuda" and torch.cuda.is_available()

@@ -27,7 +27,7 @@ FAMILIES = {
 # the losses); post-processing selects candidates, runs NMS and keeps the top detections.
 TRAIN_SYNC_FILES = {"modeling/fcos/loss.py"}
 EVAL_SYNC_FILES = {
-    "modeling/fcos/postprocess.py",
+    "modeling/fcos/inference_core.py",
     "structures/bounding_box.py",
     "structures/boxlist_ops.py",
     "layers/nms.py",
