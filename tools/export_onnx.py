@@ -4,7 +4,7 @@
         --output fcos_torchvision_R_50_FPN.onnx MODEL.WEIGHT models/fcos_torchvision_R_50_FPN.pth
 
 Run the graph with ``python demo/onnx_demo.py --model fcos.onnx --image x.jpg``. The code lives
-in `fcos_core.engine.commands.export` and `fcos_core.utils.onnx_export`.
+in `fcos_core.engine.commands.export` and `fcos_core.export.onnx_export`.
 """
 
 from __future__ import annotations

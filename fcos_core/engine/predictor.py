@@ -39,11 +39,11 @@ from fcos_core.data.coco_classes import (
 )
 from fcos_core.data.datasets.image_io import read_image
 from fcos_core.data.transforms import build_transforms
+from fcos_core.export.fast_path import prepare_fast_inference
 from fcos_core.modeling.detector import build_detection_model
 from fcos_core.structures.bounding_box import BoxList
 from fcos_core.utils.checkpoint import DetectronCheckpointer
 from fcos_core.utils.env import resolve_device
-from fcos_core.utils.fast_path import prepare_fast_inference
 from fcos_core.utils.visualize import draw_detections, per_class_thresholds, select_detections
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")

@@ -1,0 +1,1 @@
+"""Utilities: checkpointing and weight converters, logging, distributed helpers, environment."""

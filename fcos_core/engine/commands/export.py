@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 
-from fcos_core.utils.onnx_export import (
+from fcos_core.export.onnx_export import (
     DEFAULT_OPSET,
     DEFAULT_SAMPLE_SIZE,
     DEFORM_CONV_OPSET,
@@ -64,10 +64,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> str:
     """Build the model, load MODEL.WEIGHT, export; returns the written path."""
     from fcos_core.config.checks import find_config_file, load_config
+    from fcos_core.export.onnx_export import export_onnx
     from fcos_core.modeling.detector import build_detection_model
     from fcos_core.utils.checkpoint import DetectronCheckpointer
     from fcos_core.utils.extras import require
-    from fcos_core.utils.onnx_export import export_onnx
 
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     require("onnx", "ONNX export")  # before the model is built: fail fast without the extra

@@ -1,7 +1,7 @@
 """The FCOS post-processing core: tensors in, tensors out, written once.
 
 Eager inference (``postprocess.FCOSPostProcessor``), the test-time-augmentation merge
-(``tta.py``) and the ONNX graph (``fcos_core.utils.onnx_export``) all call these functions; only
+(``tta.py``) and the ONNX graph (``fcos_core.export.onnx_export``) all call these functions; only
 the callers wrap the results in ``BoxList``s. The rules are the original FCOS's:
 
 1. ``level_candidates`` (per image and level): (location, class) pairs whose class probability
