@@ -23,6 +23,8 @@ import torch.distributed as dist
 
 from fcos_core.data.collate_batch import BatchCollator, BBoxAugCollator
 from fcos_core.data.datasets import COCODataset, ConcatDataset, PascalVOCDataset
+from fcos_core.data.datasets.synthetic import ensure_split
+from fcos_core.data.datasets.synthetic_render import SHAPE_CLASSES
 from fcos_core.data.samplers import (
     DistributedSampler,
     GroupedBatchSampler,
@@ -61,6 +63,30 @@ def load_catalog(cfg: Any) -> Any:
     return module
 
 
+def dataset_entry(catalog: Any, name: str) -> dict[str, Any]:
+    """``catalog.DatasetCatalog.get(name)``; a synthetic split is rendered to disk first (once:
+    an identical split already there is reused) and its entry completed.
+
+    Returns:
+        dict(factory=<dataset class name>, args=<constructor kwargs>).
+    """
+    entry = dict(catalog.DatasetCatalog.get(name))
+    spec = entry.pop("synthetic", None)
+    if spec is None:
+        return entry
+    ensure_split(
+        spec["fmt"],
+        spec["out_dir"],
+        spec["split"],
+        spec["num_images"],
+        spec["image_size"],
+        spec["seed"],
+    )
+    if spec["fmt"] == "voc":
+        entry["args"] = dict(entry["args"], classes=SHAPE_CLASSES)
+    return entry
+
+
 def build_dataset(
     dataset_names: tuple[str, ...] | list[str],
     transforms: Any,
@@ -86,7 +112,7 @@ def build_dataset(
         )
     datasets = []
     for name in dataset_names:
-        entry = catalog.DatasetCatalog.get(name)
+        entry = dataset_entry(catalog, name)
         factory = DATASET_FACTORIES[entry["factory"]]
         args = dict(entry["args"], transforms=transforms, name=name)
         args["remove_images_without_annotations"] = is_train and not keep_empty_images
