@@ -31,7 +31,7 @@ import numpy as np
 import torch
 from yacs.config import CfgNode
 
-from fcos_core.config.checks import ConfigError, load_config
+from fcos_core.config.checks import ConfigError
 from fcos_core.data.coco_classes import (
     COCO_CLASS_NAMES,
     FCOS_COCO_CLASS_THRESHOLDS,
@@ -39,6 +39,7 @@ from fcos_core.data.coco_classes import (
 )
 from fcos_core.data.datasets.image_io import read_image
 from fcos_core.data.transforms import build_transforms
+from fcos_core.engine.defaults import load_config
 from fcos_core.export.fast_path import prepare_fast_inference
 from fcos_core.modeling.detector import build_detection_model
 from fcos_core.structures.bounding_box import BoxList

@@ -64,7 +64,8 @@ def read_source(args: argparse.Namespace) -> dict:
 
 def run(args: argparse.Namespace) -> str:
     """Convert, check against the config's model, write; returns the output path."""
-    from fcos_core.config.checks import find_config_file, load_config
+    from fcos_core.config.checks import find_config_file
+    from fcos_core.engine.defaults import load_config
     from fcos_core.modeling.detector import build_detection_model
     from fcos_core.utils.torchvision_convert import convert_for_model, save_checkpoint
 

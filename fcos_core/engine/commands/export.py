@@ -63,7 +63,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> str:
     """Build the model, load MODEL.WEIGHT, export; returns the written path."""
-    from fcos_core.config.checks import find_config_file, load_config
+    from fcos_core.config.checks import find_config_file
+    from fcos_core.engine.defaults import load_config
     from fcos_core.export.onnx_export import export_onnx
     from fcos_core.modeling.detector import build_detection_model
     from fcos_core.utils.checkpoint import DetectronCheckpointer

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from fcos_core.config.checks import launch_argument_parser
+from fcos_core.engine.defaults import launch_argument_parser
 
 NAME = "test"
 HELP = "evaluate a detector on DATASETS.TEST (COCO AP)"
@@ -35,7 +35,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> Any:
     """Set up, build the model, load the weights, evaluate; returns the results per dataset."""
-    from fcos_core.config.checks import find_config_file, load_config
+    from fcos_core.config.checks import find_config_file
+    from fcos_core.engine.defaults import load_config
     from fcos_core.engine.launcher import (
         build_model,
         load_for_test,

@@ -6,7 +6,7 @@ import argparse
 import logging
 from typing import Any
 
-from fcos_core.config.checks import launch_argument_parser
+from fcos_core.engine.defaults import launch_argument_parser
 
 NAME = "train"
 HELP = "train a detector, then evaluate it on DATASETS.TEST"
@@ -44,7 +44,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> Any:
     """Set up (process group, logging), train, evaluate; returns the trained model."""
-    from fcos_core.config.checks import find_config_file, load_config
+    from fcos_core.config.checks import find_config_file
+    from fcos_core.engine.defaults import load_config
     from fcos_core.engine.launcher import local_rank_from, run_test, setup, train
     from fcos_core.engine.run_info import apply_default_output_dir, config_name
     from fcos_core.solver.scaling import batch_mismatch_warning, config_file_batch, scale_schedule
