@@ -1,7 +1,7 @@
 """Whole-model speed of our FCOS against torchvision's ``fcos_resnet50_fpn``, same weights, input.
 
 A randomly initialised torchvision model (norm statistics and head biases tuned so it detects
-things) is converted with `fcos_core.utils.torchvision_convert` into our
+things) is converted with `fcos_core.checkpoint.torchvision_convert` into our
 configs/fcos/fcos_torchvision_R_50_FPN.yaml model, or ``--weights`` gives a torchvision state dict
 (e.g. the COCO checkpoint) to use instead. Both run in this process, interleaved, on the same
 [0, 1] RGB images; each side includes its own normalisation (torchvision: its transform, set to
@@ -50,13 +50,13 @@ from bench_util import (  # noqa: E402
 )
 from fast_path_ap import agreement, matched_count, print_agreement  # noqa: E402
 
+from fcos_core.checkpoint.torchvision_convert import convert_for_model  # noqa: E402
 from fcos_core.config import cfg as default_cfg  # noqa: E402
 from fcos_core.data.coco_classes import UNUSED_COCO_ID_SLOTS  # noqa: E402
 from fcos_core.export.fast_path import prepare_fast_inference  # noqa: E402
 from fcos_core.modeling.detector import build_detection_model  # noqa: E402
 from fcos_core.structures.bounding_box import BoxList  # noqa: E402
 from fcos_core.structures.image_list import to_image_list  # noqa: E402
-from fcos_core.utils.torchvision_convert import convert_for_model  # noqa: E402
 
 CONFIG = os.path.join(ROOT, "configs", "fcos", "fcos_torchvision_R_50_FPN.yaml")
 FULL = {"infer": (800, 1216), "train": (512, 640)}

@@ -4,7 +4,7 @@
         --output models/fcos_torchvision_R_50_FPN.pth
 
 The code lives in `fcos_core.engine.commands.convert_torchvision` and
-`fcos_core.utils.torchvision_convert`.
+`fcos_core.checkpoint.torchvision_convert`.
 """
 
 from __future__ import annotations

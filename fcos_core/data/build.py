@@ -32,9 +32,9 @@ from fcos_core.data.samplers import (
     SeededBatchSampler,
 )
 from fcos_core.data.transforms import build_transforms
-from fcos_core.engine.preemption import ignore_stop_signals
 from fcos_core.structures.box_convention import DEFAULT_BOX_CONVENTION
 from fcos_core.utils.device_setup import pin_memory_for
+from fcos_core.utils.preemption import ignore_stop_signals
 
 logger = logging.getLogger(__name__)
 

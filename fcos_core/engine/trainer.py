@@ -22,7 +22,6 @@ from torch import nn
 
 from fcos_core.engine.amp import amp_dtype, autocast
 from fcos_core.engine.event_writer import EventWriter
-from fcos_core.engine.preemption import StopRequest, TrainingPreempted
 from fcos_core.solver.fit_schedule import fitted_length, scale_milestones
 from fcos_core.utils.comm import (
     broadcast_flag,
@@ -32,6 +31,7 @@ from fcos_core.utils.comm import (
     reduce_dict,
 )
 from fcos_core.utils.metric_logger import MetricLogger
+from fcos_core.utils.preemption import StopRequest, TrainingPreempted
 
 logger = logging.getLogger(__name__)
 
