@@ -1,1 +1,2 @@
-"""Utilities: checkpointing and weight converters, logging, distributed helpers, environment."""
+"""Utilities: the checkpointer and Detectron weight converters, download cache, logging,
+distributed helpers (`comm`), signals, environment and visualisation."""
