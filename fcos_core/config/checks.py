@@ -141,18 +141,25 @@ def get_value(cfg: CfgNode, key: str) -> Any:
     return node
 
 
+def one_of_message(key: str, value: Any, allowed: Iterable[Any]) -> str:
+    """``"{key} must be one of a, b, c, got 'x'. Did you mean a?"`` (closest match named)."""
+    allowed = tuple(allowed)
+    names = [a if isinstance(a, str) and a else repr(a) for a in allowed]
+    close = difflib.get_close_matches(str(value), [str(a) for a in allowed], n=1, cutoff=0.5)
+    hint = f" Did you mean {close[0]}?" if close else ""
+    return f"{key} must be one of {', '.join(names)}, got {value!r}.{hint}"
+
+
 def check_choice(key: str, value: Any, allowed: Iterable[Any]) -> Any:
-    """``value`` of config key ``key`` is one of ``allowed``; returns it.
+    """``value`` of ``key`` (a config key, or an argument) is one of ``allowed``; returns it. The
+    one enum check of the package.
 
     Raises:
-        ConfigError: ``"{key} must be one of a, b, c, got 'x'. Did you mean a?"``.
+        ConfigError: (a ValueError) with :func:`one_of_message`.
     """
     allowed = tuple(allowed)
     if value not in allowed:
-        names = [str(a) for a in allowed]
-        close = difflib.get_close_matches(str(value), names, n=1, cutoff=0.5)
-        hint = f" Did you mean {close[0]}?" if close else ""
-        raise ConfigError(f"{key} must be one of {', '.join(names)}, got {value!r}.{hint}")
+        raise ConfigError(one_of_message(key, value, allowed))
     return value
 
 

@@ -7,6 +7,8 @@ from typing import Any
 
 import torch
 
+from fcos_core.config.checks import check_choice
+
 AMP_DTYPES = {"auto": None, "float16": torch.float16, "bfloat16": torch.bfloat16}
 
 
@@ -18,9 +20,7 @@ def amp_dtype(cfg: Any, device_type: str) -> torch.dtype | None:
     """
     if not cfg.AMP.ENABLED:
         return None
-    if cfg.AMP.DTYPE not in AMP_DTYPES:
-        raise ValueError(f"AMP.DTYPE must be one of {', '.join(AMP_DTYPES)}, got {cfg.AMP.DTYPE!r}")
-    dtype = AMP_DTYPES[cfg.AMP.DTYPE]
+    dtype = AMP_DTYPES[check_choice("AMP.DTYPE", cfg.AMP.DTYPE, AMP_DTYPES)]
     if dtype is None:
         dtype = torch.float16 if device_type == "cuda" else torch.bfloat16
     return dtype

@@ -20,6 +20,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from fcos_core.config.checks import check_choice
 from fcos_core.engine.amp import amp_dtype, autocast
 from fcos_core.engine.event_writer import EventWriter
 from fcos_core.solver.fit_schedule import fitted_length, scale_milestones
@@ -86,11 +87,9 @@ class Trainer:
         self.log_period = max(1, cfg.SOLVER.LOG_PERIOD)
         self.test_period = cfg.SOLVER.TEST_PERIOD
         self.clip = cfg.SOLVER.CLIP_GRAD_NORM
-        self.nonfinite = cfg.SOLVER.NONFINITE_LOSS
-        if self.nonfinite not in NONFINITE_POLICIES:
-            raise ValueError(
-                f"SOLVER.NONFINITE_LOSS must be one of stop, skip, got {self.nonfinite!r}"
-            )
+        self.nonfinite = check_choice(
+            "SOLVER.NONFINITE_LOSS", cfg.SOLVER.NONFINITE_LOSS, NONFINITE_POLICIES
+        )
         self.amp_dtype = amp_dtype(cfg, device.type)
         self.deadline = (
             time.time() + 60 * cfg.SOLVER.MAX_MINUTES if cfg.SOLVER.MAX_MINUTES > 0 else None

@@ -39,6 +39,7 @@ import torch
 from torch import Tensor, nn
 from yacs.config import CfgNode
 
+from fcos_core.config.checks import check_choice
 from fcos_core.data.coco_classes import COCO_CLASS_NAMES
 from fcos_core.modeling.fcos.inference_core import (
     DetectionSettings,
@@ -247,8 +248,7 @@ def choose_opset(model: nn.Module, opset: int | None) -> int:
 
 def build_export_module(model: nn.Module, cfg: CfgNode, mode: str = "detector") -> nn.Module:
     """The module traced for ``mode`` ("detector" or "head"), wrapping ``model`` (eval, CPU)."""
-    if mode not in EXPORT_MODES:
-        raise ValueError(f"ONNX export mode must be one of {', '.join(EXPORT_MODES)}, got {mode!r}")
+    check_choice("ONNX export mode", mode, EXPORT_MODES)
     model = model.eval().cpu()
     if mode == "head":
         return HeadGraph(model).eval()

@@ -7,6 +7,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from fcos_core.config.checks import ConfigError, one_of_message
 from fcos_core.solver.lr_scheduler import WarmupMultiStepLR
 
 OPTIMIZERS = ("SGD", "AdamW")
@@ -71,9 +72,7 @@ def make_optimizer(cfg: Any, model: nn.Module) -> torch.optim.Optimizer:
         return torch.optim.SGD(groups, lr=solver.BASE_LR, momentum=solver.MOMENTUM)
     if solver.OPTIMIZER == "AdamW":
         return torch.optim.AdamW(groups, lr=solver.BASE_LR)
-    raise ValueError(
-        f"SOLVER.OPTIMIZER must be one of {', '.join(OPTIMIZERS)}, got {solver.OPTIMIZER!r}"
-    )
+    raise ConfigError(one_of_message("SOLVER.OPTIMIZER", solver.OPTIMIZER, OPTIMIZERS))
 
 
 def make_lr_scheduler(cfg: Any, optimizer: torch.optim.Optimizer) -> WarmupMultiStepLR:
