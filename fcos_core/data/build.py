@@ -19,7 +19,6 @@ from typing import Any
 
 import cv2
 import torch
-import torch.distributed as dist
 
 from fcos_core.data.collate_batch import BatchCollator, BBoxAugCollator
 from fcos_core.data.datasets import COCODataset, ConcatDataset, PascalVOCDataset
@@ -33,18 +32,13 @@ from fcos_core.data.samplers import (
 )
 from fcos_core.data.transforms import build_transforms
 from fcos_core.structures.box_convention import DEFAULT_BOX_CONVENTION
+from fcos_core.utils.comm import get_world_and_rank
 from fcos_core.utils.device_setup import pin_memory_for
 from fcos_core.utils.preemption import ignore_stop_signals
 
 logger = logging.getLogger(__name__)
 
 DATASET_FACTORIES = {"COCODataset": COCODataset, "PascalVOCDataset": PascalVOCDataset}
-
-
-def _world() -> tuple[int, int]:
-    if dist.is_available() and dist.is_initialized():
-        return dist.get_world_size(), dist.get_rank()
-    return 1, 0
 
 
 def load_catalog(cfg: Any) -> Any:
@@ -234,7 +228,7 @@ def make_data_loader(
         SOLVER.MAX_ITER). Testing: list of DataLoaders (plain indices, no shuffling; with several
         processes each gets an interleaved share, padded by repeating the first indices).
     """
-    world = _world() if is_distributed else (1, 0)
+    world = get_world_and_rank() if is_distributed else (1, 0)
     names = cfg.DATASETS.TRAIN if is_train else cfg.DATASETS.TEST
     # TEST.BBOX_AUG transforms each original image once per pass itself (as the original).
     transforms = None if _test_time_augmented(cfg, is_train) else build_transforms(cfg, is_train)

@@ -41,13 +41,6 @@ from fcos_core.utils.logger import setup_logger
 logger = logging.getLogger(__name__)
 
 
-def local_rank_from(arg_value: int | None) -> int:
-    """``--local-rank`` / ``--local_rank`` if given, else the ``LOCAL_RANK`` variable, else 0."""
-    if arg_value is not None:
-        return arg_value
-    return int(os.environ.get("LOCAL_RANK", "0"))
-
-
 def setup(cfg: CfgNode, local_rank: int, config_file: str | None, log_env: bool = True) -> bool:
     """Resolve the device, join the process group, set up logging, save the config, seed.
 

@@ -16,7 +16,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
-import torch.distributed as dist
 from torch import Tensor, nn
 from yacs.config import CfgNode
 
@@ -27,15 +26,7 @@ from fcos_core.modeling.fcos.targets import (
     prepare_targets,
 )
 from fcos_core.structures import BoxList
-
-
-def all_reduce_mean(tensor: Tensor) -> Tensor:
-    """Average of ``tensor`` over processes (itself when not distributed); no gradient."""
-    tensor = tensor.detach().clone()
-    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
-        dist.all_reduce(tensor)
-        tensor = tensor / dist.get_world_size()
-    return tensor
+from fcos_core.utils.comm import all_reduce_mean
 
 
 def flatten_levels(per_level: Sequence[Tensor]) -> Tensor:
