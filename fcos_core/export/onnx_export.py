@@ -70,9 +70,9 @@ def level_names(strides: Sequence[int]) -> list[str]:
 
 
 def head_output_names(strides: Sequence[int]) -> list[str]:
-    """Output names of the "head" graph: all cls_logits, then bbox_reg, then centerness."""
+    """Output names of the "head" graph: all cls_logits, then box_regression, then centerness."""
     names = level_names(strides)
-    return [f"{kind}_{n}" for kind in ("cls_logits", "bbox_reg", "centerness") for n in names]
+    return [f"{kind}_{n}" for kind in ("cls_logits", "box_regression", "centerness") for n in names]
 
 
 @dataclass(frozen=True)
@@ -144,8 +144,8 @@ class HeadGraph(nn.Module):
 
     def forward(self, images: Tensor) -> tuple[Tensor, ...]:
         """images Tensor[N, 3, H, W] -> (cls_logits_l..., bbox_reg_l..., centerness_l...)."""
-        logits, bbox_reg, centerness = self.head(self.backbone(images))
-        return (*logits, *bbox_reg, *centerness)
+        logits, box_regression, centerness = self.head(self.backbone(images))
+        return (*logits, *box_regression, *centerness)
 
 
 class DetectorGraph(nn.Module):
@@ -180,12 +180,18 @@ class DetectorGraph(nn.Module):
         return select_detections(self.post.detection, boxes, scores, labels)
 
     def _level_candidates(
-        self, logits: Tensor, reg: Tensor, ctr: Tensor, level: int, height: int, width: int
+        self,
+        logits: Tensor,
+        box_regression: Tensor,
+        ctr: Tensor,
+        level: int,
+        height: int,
+        width: int,
     ) -> tuple[Tensor, Tensor, Tensor]:
         """Best candidates of one level: clipped boxes [K_l, 4], scores [K_l], labels [K_l].
 
         Args:
-            logits: Tensor[1, C, H_l, W_l]. reg: Tensor[1, 4, H_l, W_l] pixel distances.
+            logits: Tensor[1, C, H_l, W_l]. box_regression: Tensor[1, 4, H_l, W_l] pixel distances.
             ctr: Tensor[1, 1, H_l, W_l]. level: index into the strides. height, width: the
             un-padded image size the boxes are clipped to.
         """
@@ -198,7 +204,7 @@ class DetectorGraph(nn.Module):
             self.post.detection,
             locations,
             logits[0].permute(1, 2, 0).reshape(-1, num_classes),  # (R_l, C)
-            reg[0].permute(1, 2, 0).reshape(-1, 4),  # (R_l, 4)
+            box_regression[0].permute(1, 2, 0).reshape(-1, 4),  # (R_l, 4)
             ctr[0].permute(1, 2, 0).reshape(-1),  # (R_l,)
             height,
             width,

@@ -20,7 +20,7 @@ Export a trained detector (any config) to ONNX with a dynamic image size.
   # the complete detector (pre-processing, network, post-processing) for onnxruntime
   fcos export --config-file configs/fcos/fcos_torchvision_R_50_FPN.yaml \\
       --output fcos.onnx MODEL.WEIGHT models/fcos_torchvision_R_50_FPN.pth
-  # backbone + head only: per-level cls_logits / bbox_reg / centerness maps
+  # backbone + head only: per-level cls_logits / box_regression / centerness maps
   fcos export --config-file configs/fcos/fcos_imprv_R_50_FPN_1x.yaml --mode head \\
       --output fcos_head.onnx MODEL.WEIGHT FCOS_imprv_R_50_FPN_1x.pth
 

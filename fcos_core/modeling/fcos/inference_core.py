@@ -89,13 +89,13 @@ class DetectionSettings:
         )
 
 
-def decode_boxes(locations: Tensor, reg: Tensor) -> Tensor:
+def decode_boxes(locations: Tensor, box_regression: Tensor) -> Tensor:
     """Boxes from locations Tensor[K, 2] (x, y) and (l, t, r, b) distances Tensor[K, 4].
 
     Returns:
         Tensor[K, 4] xyxy (no offset in either convention: the original decodes this way).
     """
-    return torch.cat((locations - reg[:, :2], locations + reg[:, 2:]), dim=1)
+    return torch.cat((locations - box_regression[:, :2], locations + box_regression[:, 2:]), dim=1)
 
 
 def clip_boxes(boxes: Tensor, height: int | Tensor, width: int | Tensor, convention: str) -> Tensor:
