@@ -25,6 +25,8 @@ import runpy
 from collections.abc import Sequence
 from typing import Any
 
+from yacs.config import CfgNode
+
 logger = logging.getLogger(__name__)
 
 # Synthetic shapes defaults (image side in px, seed); counts are per catalog name below.
@@ -257,7 +259,7 @@ def load_register_file(path: str) -> None:
     runpy.run_path(path, run_name="__fcos_register__")
 
 
-def register_from_cfg(cfg: Any) -> None:
+def register_from_cfg(cfg: CfgNode) -> None:
     """Apply DATASETS.REGISTER: entries (name, image_dir, ann_file) or paths of register files."""
     for entry in cfg.DATASETS.REGISTER:
         if isinstance(entry, str):

@@ -19,6 +19,7 @@ from typing import Any
 
 import cv2
 import torch
+from yacs.config import CfgNode
 
 from fcos_core.data.collate_batch import BatchCollator, BBoxAugCollator
 from fcos_core.data.datasets import COCODataset, ConcatDataset, PascalVOCDataset
@@ -41,7 +42,7 @@ logger = logging.getLogger(__name__)
 DATASET_FACTORIES = {"COCODataset": COCODataset, "PascalVOCDataset": PascalVOCDataset}
 
 
-def load_catalog(cfg: Any) -> Any:
+def load_catalog(cfg: CfgNode) -> Any:
     """The cfg.PATHS_CATALOG module (name or .py file), after applying DATASETS.REGISTER."""
     name = cfg.PATHS_CATALOG
     if name.endswith(".py"):
@@ -120,7 +121,7 @@ def build_dataset(
     return [datasets[0] if len(datasets) == 1 else ConcatDataset(datasets)]
 
 
-def check_num_classes(cfg: Any, dataset: Any) -> None:
+def check_num_classes(cfg: CfgNode, dataset: Any) -> None:
     """MODEL.FCOS.NUM_CLASSES must be the dataset's category count + 1 (background)."""
     num_categories = len(dataset.class_names)
     if cfg.MODEL.FCOS.NUM_CLASSES != num_categories + 1:
@@ -175,13 +176,13 @@ def _images_per_process(total: int, key: str, world_size: int) -> int:
     return total // world_size
 
 
-def _test_time_augmented(cfg: Any, is_train: bool) -> bool:
+def _test_time_augmented(cfg: CfgNode, is_train: bool) -> bool:
     """Test loaders hand over untransformed images when TEST.BBOX_AUG.ENABLED."""
     return not is_train and cfg.TEST.BBOX_AUG.ENABLED
 
 
 def _loader_for(
-    cfg: Any, dataset: Any, is_train: bool, world: tuple[int, int], start_iter: int
+    cfg: CfgNode, dataset: Any, is_train: bool, world: tuple[int, int], start_iter: int
 ) -> torch.utils.data.DataLoader:
     """One DataLoader over `dataset` for this process (`world` = (world_size, rank))."""
     world_size, rank = world
@@ -213,7 +214,7 @@ def _loader_for(
 
 
 def make_data_loader(
-    cfg: Any, is_train: bool = True, is_distributed: bool = False, start_iter: int = 0
+    cfg: CfgNode, is_train: bool = True, is_distributed: bool = False, start_iter: int = 0
 ) -> Any:
     """Training: one DataLoader over DATASETS.TRAIN; testing: a list, one per DATASETS.TEST.
 

@@ -19,6 +19,7 @@ from typing import Any
 
 import torch
 from torch import nn
+from yacs.config import CfgNode
 
 from fcos_core.config.checks import check_choice
 from fcos_core.engine.amp import amp_dtype, autocast
@@ -68,8 +69,8 @@ def current_rss_mb() -> float:
 class Trainer:
     """State of one training run; :func:`do_train` builds and runs it."""
 
-    def __init__(self, cfg: Any, model: nn.Module, optimizer: torch.optim.Optimizer, scheduler: Any,
-                 checkpointer: Any, device: torch.device, checkpoint_period: int,
+    def __init__(self, cfg: CfgNode, model: nn.Module, optimizer: torch.optim.Optimizer,
+                 scheduler: Any, checkpointer: Any, device: torch.device, checkpoint_period: int,
                  arguments: dict[str, Any], scaler: torch.amp.GradScaler | None,
                  validate: Any = None) -> None:  # fmt: skip
         self.model, self.optimizer, self.scheduler = model, optimizer, scheduler
@@ -309,7 +310,7 @@ class Trainer:
         return True
 
 
-def validation_function(cfg: Any, data_loader_val: Any) -> Any:
+def validation_function(cfg: CfgNode, data_loader_val: Any) -> Any:
     """callable(model) -> bbox metrics of the first of ``data_loader_val`` (one or a list)."""
     # inference imports the evaluators
     from fcos_core.engine.inference import inference, make_test_time_augmentation
@@ -337,7 +338,7 @@ def validation_function(cfg: Any, data_loader_val: Any) -> Any:
 
 
 def do_train(
-    cfg: Any,
+    cfg: CfgNode,
     model: nn.Module,
     data_loader: Any,
     data_loader_val: Any,

@@ -6,6 +6,7 @@ from typing import Any
 
 import torch
 from torch import nn
+from yacs.config import CfgNode
 
 from fcos_core.config.checks import ConfigError, one_of_message
 from fcos_core.solver.lr_scheduler import WarmupMultiStepLR
@@ -51,7 +52,7 @@ def param_groups(
     return list(groups.values())
 
 
-def make_optimizer(cfg: Any, model: nn.Module) -> torch.optim.Optimizer:
+def make_optimizer(cfg: CfgNode, model: nn.Module) -> torch.optim.Optimizer:
     """SGD with momentum (default) or AdamW, per ``cfg.SOLVER.OPTIMIZER``.
 
     Raises:
@@ -75,7 +76,7 @@ def make_optimizer(cfg: Any, model: nn.Module) -> torch.optim.Optimizer:
     raise ConfigError(one_of_message("SOLVER.OPTIMIZER", solver.OPTIMIZER, OPTIMIZERS))
 
 
-def make_lr_scheduler(cfg: Any, optimizer: torch.optim.Optimizer) -> WarmupMultiStepLR:
+def make_lr_scheduler(cfg: CfgNode, optimizer: torch.optim.Optimizer) -> WarmupMultiStepLR:
     """:class:`WarmupMultiStepLR` from ``SOLVER.STEPS/GAMMA/WARMUP_*``."""
     solver = cfg.SOLVER
     return WarmupMultiStepLR(
