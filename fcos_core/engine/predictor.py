@@ -33,9 +33,8 @@ from yacs.config import CfgNode
 
 from fcos_core.config.checks import ConfigError
 from fcos_core.data.coco_classes import (
-    COCO_CLASS_NAMES,
     FCOS_COCO_CLASS_THRESHOLDS,
-    NUM_COCO_CLASSES,
+    default_class_names,
 )
 from fcos_core.data.datasets.image_io import read_image
 from fcos_core.data.transforms import build_transforms
@@ -95,13 +94,6 @@ class Detections:
                 )
             ],
         }  # fmt: skip
-
-
-def default_class_names(num_classes: int) -> list[str]:
-    """COCO names for an 80-class model, else ``class_1 .. class_C``."""
-    if num_classes == NUM_COCO_CLASSES:
-        return list(COCO_CLASS_NAMES[1:])
-    return [f"class_{k}" for k in range(1, num_classes + 1)]
 
 
 def resolve_weights(name: str) -> str:

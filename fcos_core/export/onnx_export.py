@@ -40,7 +40,7 @@ from torch import Tensor, nn
 from yacs.config import CfgNode
 
 from fcos_core.config.checks import check_choice
-from fcos_core.data.coco_classes import COCO_CLASS_NAMES
+from fcos_core.data.coco_classes import BACKGROUND_NAME, default_class_names
 from fcos_core.modeling.fcos.inference_core import (
     DetectionSettings,
     level_candidates,
@@ -339,13 +339,6 @@ def export_onnx(
     return path
 
 
-def default_class_names(num_classes: int) -> list[str]:
-    """Names of labels 0..C for MODEL.FCOS.NUM_CLASSES = C + 1 (COCO names when C is 80)."""
-    if num_classes == len(COCO_CLASS_NAMES):
-        return list(COCO_CLASS_NAMES)
-    return ["__background__"] + [f"class_{k}" for k in range(1, num_classes)]
-
-
 def export_metadata(
     cfg: CfgNode, mode: str, class_names: Sequence[str] | None = None
 ) -> dict[str, str]:
@@ -354,7 +347,12 @@ def export_metadata(
     Keys: ``fcos_mode``, ``min_size_test``, ``max_size_test``, ``size_divisibility``,
     ``class_names`` (JSON list, index = label) and ``levels`` (JSON list, "head" outputs).
     """
-    names = list(class_names) if class_names else default_class_names(cfg.MODEL.FCOS.NUM_CLASSES)
+    num_labels = cfg.MODEL.FCOS.NUM_CLASSES  # background + C classes
+    names = (
+        list(class_names)
+        if class_names
+        else [BACKGROUND_NAME, *default_class_names(num_labels - 1)]
+    )
     if len(names) != cfg.MODEL.FCOS.NUM_CLASSES:
         raise ValueError(
             f"class_names must list MODEL.FCOS.NUM_CLASSES = {cfg.MODEL.FCOS.NUM_CLASSES} names "
