@@ -1,14 +1,14 @@
 """Whole-model speed of our FCOS against torchvision's ``fcos_resnet50_fpn``, same weights, input.
 
 A randomly initialised torchvision model (norm statistics and head biases tuned so it detects
-things) is converted with `fcos_core.utils.torchvision_convert` into our
+things) is converted with `fcos_core.checkpoint.torchvision_convert` into our
 configs/fcos/fcos_torchvision_R_50_FPN.yaml model, or ``--weights`` gives a torchvision state dict
 (e.g. the COCO checkpoint) to use instead. Both run in this process, interleaved, on the same
 [0, 1] RGB images; each side includes its own normalisation (torchvision: its transform, set to
 the image size so it does not rescale; ours: mean/std + padding to 32).
 
 Rows: inference batch 1 (and batch 4 with ``--batch4``) fp32; our fast path
-(`fcos_core.utils.fast_path`) against torchvision fp32, with the fraction of our fp32 detections
+(`fcos_core.export.fast_path`) against torchvision fp32, with the fraction of our fp32 detections
 it matches at IoU >= 0.9 (same label), also compiled with ``--compile`` and at batch 8 on CUDA;
 one training step (forward + backward + SGD) at batch 2; peak memory (CPU: RSS of one inference
 in a fresh process; CUDA: max allocated during one inference); the floor (model FLOPs / measured
@@ -50,13 +50,13 @@ from bench_util import (  # noqa: E402
 )
 from fast_path_ap import agreement, matched_count, print_agreement  # noqa: E402
 
+from fcos_core.checkpoint.torchvision_convert import convert_for_model  # noqa: E402
 from fcos_core.config import cfg as default_cfg  # noqa: E402
 from fcos_core.data.coco_classes import UNUSED_COCO_ID_SLOTS  # noqa: E402
+from fcos_core.export.fast_path import prepare_fast_inference  # noqa: E402
 from fcos_core.modeling.detector import build_detection_model  # noqa: E402
 from fcos_core.structures.bounding_box import BoxList  # noqa: E402
 from fcos_core.structures.image_list import to_image_list  # noqa: E402
-from fcos_core.utils.fast_path import prepare_fast_inference  # noqa: E402
-from fcos_core.utils.torchvision_convert import convert_for_model  # noqa: E402
 
 CONFIG = os.path.join(ROOT, "configs", "fcos", "fcos_torchvision_R_50_FPN.yaml")
 FULL = {"infer": (800, 1216), "train": (512, 640)}

@@ -1,6 +1,6 @@
 """Does the fast path keep the detections? A trained checkpoint, evaluated on its val set.
 
-For fp32 (the plain model) and each fast-path variant (`fcos_core.utils.fast_path`: FrozenBN / BN
+For fp32 (the plain model) and each fast-path variant (`fcos_core.export.fast_path`: FrozenBN / BN
 folded into the convs, channels_last, inference_mode, optional autocast) this runs inference on
 DATASETS.TEST[0] of the config and prints COCO AP / AP50, the AP change against fp32, the fraction
 of fp32 detections the variant reproduces (same label, IoU >= 0.9) and the model time per image.
@@ -31,10 +31,10 @@ from fcos_core.data import make_data_loader  # noqa: E402
 from fcos_core.data.evaluation import evaluate  # noqa: E402
 from fcos_core.engine.inference import compute_on_dataset  # noqa: E402
 from fcos_core.engine.launcher import load_for_test  # noqa: E402
+from fcos_core.export.fast_path import prepare_fast_inference  # noqa: E402
 from fcos_core.modeling.detector import build_detection_model  # noqa: E402
 from fcos_core.structures.bounding_box import BoxList  # noqa: E402
 from fcos_core.structures.boxlist_ops import boxlist_iou  # noqa: E402
-from fcos_core.utils.fast_path import prepare_fast_inference  # noqa: E402
 from fcos_core.utils.timer import Timer  # noqa: E402
 
 QUICKSTART_CONFIG = os.path.join(ROOT, "configs", "quickstart", "fcos_quickstart.yaml")

@@ -19,8 +19,9 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from fcos_core.config.checks import ConfigError, run_cli  # noqa: E402
+from fcos_core.config.checks import ConfigError  # noqa: E402
 from fcos_core.engine.commands import detect  # noqa: E402
+from fcos_core.engine.defaults import run_cli  # noqa: E402
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

@@ -34,7 +34,7 @@ sys.path.insert(0, REPO)
 
 import torch  # noqa: E402
 
-from fcos_core.utils.gpu_check import FAIL, PASS, SKIP, Row  # noqa: E402
+from fcos_core.engine.gpu_check import FAIL, PASS, SKIP, Row  # noqa: E402
 
 CONFIGS = os.path.join(REPO, "configs")
 R50 = os.path.join(CONFIGS, "fcos", "fcos_imprv_R_50_FPN_1x.yaml")
@@ -49,7 +49,7 @@ MIN_SECTION_SECONDS = 20
 
 def in_process_section(name: str, device: str, smoke: bool) -> list[Row]:
     """The sections that run inside a child process of this script."""
-    from fcos_core.utils import gpu_check as g
+    from fcos_core.engine import gpu_check as g
 
     size, steps = ((64, 96), 2) if smoke else ((512, 640), 4)
     amps = ("fp32", "bf16") if device == "cpu" else ("fp16", "bf16")

@@ -4,7 +4,7 @@
         --output models/fcos_torchvision_R_50_FPN.pth
 
 The code lives in `fcos_core.engine.commands.convert_torchvision` and
-`fcos_core.utils.torchvision_convert`.
+`fcos_core.checkpoint.torchvision_convert`.
 """
 
 from __future__ import annotations
@@ -16,9 +16,9 @@ from typing import Any
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from fcos_core.config.checks import run_cli  # noqa: E402
 from fcos_core.engine.commands import convert_torchvision as command  # noqa: E402
 from fcos_core.engine.commands import standalone_parser  # noqa: E402
+from fcos_core.engine.defaults import run_cli  # noqa: E402
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

@@ -16,7 +16,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from fcos_core.config.checks import run_cli  # noqa: E402
+from fcos_core.engine.defaults import run_cli  # noqa: E402
 from fcos_core.utils.safe_io import CheckpointLoadError, atomic_save, load_pth  # noqa: E402
 
 

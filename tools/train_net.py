@@ -18,9 +18,9 @@ from typing import Any
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from fcos_core.config.checks import run_cli  # noqa: E402
 from fcos_core.engine.commands import standalone_parser  # noqa: E402
 from fcos_core.engine.commands import train as command  # noqa: E402
+from fcos_core.engine.defaults import run_cli  # noqa: E402
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

@@ -1,4 +1,4 @@
-"""Configuration: the global default `cfg` (clone it before use)."""
+"""Configuration: the default `cfg` (clone it before use), its validation and the catalogs."""
 
 from __future__ import annotations
 

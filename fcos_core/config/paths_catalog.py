@@ -25,6 +25,8 @@ import runpy
 from collections.abc import Sequence
 from typing import Any
 
+from yacs.config import CfgNode
+
 logger = logging.getLogger(__name__)
 
 # Synthetic shapes defaults (image side in px, seed); counts are per catalog name below.
@@ -116,10 +118,12 @@ class DatasetCatalog:
 
     @classmethod
     def get(cls, name: str) -> dict[str, Any]:
-        """Resolve `name`; synthetic datasets are generated here on first use.
+        """Resolve `name` (a lookup only: it never writes files).
 
         Returns:
-            dict(factory="COCODataset" | "PascalVOCDataset", args=dict of constructor kwargs).
+            dict(factory="COCODataset" | "PascalVOCDataset", args=dict of constructor kwargs);
+            a synthetic split adds ``synthetic=dict(fmt, out_dir, split, num_images,
+            image_size, seed)``, which ``fcos_core.data.build.dataset_entry`` renders.
 
         Raises:
             DatasetNotFoundError: `name` is unknown (the message lists the known names).
@@ -156,24 +160,30 @@ class DatasetCatalog:
 
     @classmethod
     def _get_synthetic(cls, name: str, spec: dict[str, Any]) -> dict[str, Any]:
-        from fcos_core.data.datasets.synthetic import coco_json_path, ensure_split
-        from fcos_core.data.datasets.synthetic_render import SHAPE_CLASSES
-
+        """The entry of a synthetic split; ``entry["synthetic"]`` says how `fcos_core.data`
+        renders it (``data.build.dataset_entry``): a lookup never writes files."""
         fmt = spec["fmt"]
         split = f"{spec['split']}{spec['num_images']}"  # e.g. train2000: sizes never collide
         out_dir = spec["out_dir"] or os.path.join(
             cls.DATA_DIR,
             f"shapes{'_voc' if fmt == 'voc' else ''}_{spec['image_size']}px_seed{spec['seed']}",
         )
-        ensure_split(fmt, out_dir, split, spec["num_images"], spec["image_size"], spec["seed"])
+        render = {
+            "fmt": fmt,
+            "out_dir": out_dir,
+            "split": split,
+            "num_images": spec["num_images"],
+            "image_size": spec["image_size"],
+            "seed": spec["seed"],
+        }
         if fmt == "coco":
             args = {
                 "root": os.path.join(out_dir, "images", split),
-                "ann_file": coco_json_path(out_dir, split),
+                "ann_file": os.path.join(out_dir, "annotations", f"instances_{split}.json"),
             }
-            return {"factory": "COCODataset", "args": args}
-        args = {"data_dir": out_dir, "split": split, "classes": SHAPE_CLASSES}
-        return {"factory": "PascalVOCDataset", "args": args}
+            return {"factory": "COCODataset", "args": args, "synthetic": render}
+        args = {"data_dir": out_dir, "split": split}
+        return {"factory": "PascalVOCDataset", "args": args, "synthetic": render}
 
     @classmethod
     def _register(cls, name: str, entry: dict[str, Any]) -> None:
@@ -221,7 +231,8 @@ class DatasetCatalog:
         fmt: str = "coco",
         out_dir: str | None = None,
     ) -> None:
-        """Register a synthetic shapes split of a chosen size; generated on first `get`.
+        """Register a synthetic shapes split of a chosen size; rendered when a dataset is
+        built from it (`fcos_core.data.build.dataset_entry`).
 
         Synthetic names may be registered again (also the built-in shapes_* ones, e.g. to change
         the image count or size); the files are regenerated when the arguments differ.
@@ -248,7 +259,7 @@ def load_register_file(path: str) -> None:
     runpy.run_path(path, run_name="__fcos_register__")
 
 
-def register_from_cfg(cfg: Any) -> None:
+def register_from_cfg(cfg: CfgNode) -> None:
     """Apply DATASETS.REGISTER: entries (name, image_dir, ann_file) or paths of register files."""
     for entry in cfg.DATASETS.REGISTER:
         if isinstance(entry, str):

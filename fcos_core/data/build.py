@@ -19,10 +19,12 @@ from typing import Any
 
 import cv2
 import torch
-import torch.distributed as dist
+from yacs.config import CfgNode
 
 from fcos_core.data.collate_batch import BatchCollator, BBoxAugCollator
 from fcos_core.data.datasets import COCODataset, ConcatDataset, PascalVOCDataset
+from fcos_core.data.datasets.synthetic import ensure_split
+from fcos_core.data.datasets.synthetic_render import SHAPE_CLASSES
 from fcos_core.data.samplers import (
     DistributedSampler,
     GroupedBatchSampler,
@@ -30,22 +32,17 @@ from fcos_core.data.samplers import (
     SeededBatchSampler,
 )
 from fcos_core.data.transforms import build_transforms
-from fcos_core.engine.preemption import ignore_stop_signals
 from fcos_core.structures.box_convention import DEFAULT_BOX_CONVENTION
+from fcos_core.utils.comm import get_world_and_rank
 from fcos_core.utils.device_setup import pin_memory_for
+from fcos_core.utils.preemption import ignore_stop_signals
 
 logger = logging.getLogger(__name__)
 
 DATASET_FACTORIES = {"COCODataset": COCODataset, "PascalVOCDataset": PascalVOCDataset}
 
 
-def _world() -> tuple[int, int]:
-    if dist.is_available() and dist.is_initialized():
-        return dist.get_world_size(), dist.get_rank()
-    return 1, 0
-
-
-def load_catalog(cfg: Any) -> Any:
+def load_catalog(cfg: CfgNode) -> Any:
     """The cfg.PATHS_CATALOG module (name or .py file), after applying DATASETS.REGISTER."""
     name = cfg.PATHS_CATALOG
     if name.endswith(".py"):
@@ -59,6 +56,30 @@ def load_catalog(cfg: Any) -> Any:
     if hasattr(module, "register_from_cfg"):
         module.register_from_cfg(cfg)
     return module
+
+
+def dataset_entry(catalog: Any, name: str) -> dict[str, Any]:
+    """``catalog.DatasetCatalog.get(name)``; a synthetic split is rendered to disk first (once:
+    an identical split already there is reused) and its entry completed.
+
+    Returns:
+        dict(factory=<dataset class name>, args=<constructor kwargs>).
+    """
+    entry = dict(catalog.DatasetCatalog.get(name))
+    spec = entry.pop("synthetic", None)
+    if spec is None:
+        return entry
+    ensure_split(
+        spec["fmt"],
+        spec["out_dir"],
+        spec["split"],
+        spec["num_images"],
+        spec["image_size"],
+        spec["seed"],
+    )
+    if spec["fmt"] == "voc":
+        entry["args"] = dict(entry["args"], classes=SHAPE_CLASSES)
+    return entry
 
 
 def build_dataset(
@@ -86,7 +107,7 @@ def build_dataset(
         )
     datasets = []
     for name in dataset_names:
-        entry = catalog.DatasetCatalog.get(name)
+        entry = dataset_entry(catalog, name)
         factory = DATASET_FACTORIES[entry["factory"]]
         args = dict(entry["args"], transforms=transforms, name=name)
         args["remove_images_without_annotations"] = is_train and not keep_empty_images
@@ -100,7 +121,7 @@ def build_dataset(
     return [datasets[0] if len(datasets) == 1 else ConcatDataset(datasets)]
 
 
-def check_num_classes(cfg: Any, dataset: Any) -> None:
+def check_num_classes(cfg: CfgNode, dataset: Any) -> None:
     """MODEL.FCOS.NUM_CLASSES must be the dataset's category count + 1 (background)."""
     num_categories = len(dataset.class_names)
     if cfg.MODEL.FCOS.NUM_CLASSES != num_categories + 1:
@@ -155,13 +176,13 @@ def _images_per_process(total: int, key: str, world_size: int) -> int:
     return total // world_size
 
 
-def _test_time_augmented(cfg: Any, is_train: bool) -> bool:
+def _test_time_augmented(cfg: CfgNode, is_train: bool) -> bool:
     """Test loaders hand over untransformed images when TEST.BBOX_AUG.ENABLED."""
     return not is_train and cfg.TEST.BBOX_AUG.ENABLED
 
 
 def _loader_for(
-    cfg: Any, dataset: Any, is_train: bool, world: tuple[int, int], start_iter: int
+    cfg: CfgNode, dataset: Any, is_train: bool, world: tuple[int, int], start_iter: int
 ) -> torch.utils.data.DataLoader:
     """One DataLoader over `dataset` for this process (`world` = (world_size, rank))."""
     world_size, rank = world
@@ -193,7 +214,7 @@ def _loader_for(
 
 
 def make_data_loader(
-    cfg: Any, is_train: bool = True, is_distributed: bool = False, start_iter: int = 0
+    cfg: CfgNode, is_train: bool = True, is_distributed: bool = False, start_iter: int = 0
 ) -> Any:
     """Training: one DataLoader over DATASETS.TRAIN; testing: a list, one per DATASETS.TEST.
 
@@ -208,7 +229,7 @@ def make_data_loader(
         SOLVER.MAX_ITER). Testing: list of DataLoaders (plain indices, no shuffling; with several
         processes each gets an interleaved share, padded by repeating the first indices).
     """
-    world = _world() if is_distributed else (1, 0)
+    world = get_world_and_rank() if is_distributed else (1, 0)
     names = cfg.DATASETS.TRAIN if is_train else cfg.DATASETS.TEST
     # TEST.BBOX_AUG transforms each original image once per pass itself (as the original).
     transforms = None if _test_time_augmented(cfg, is_train) else build_transforms(cfg, is_train)

@@ -48,6 +48,17 @@ BACKGROUND_NAME = "__background__"
 # Contiguous label (0 = background, 1..80) -> class name.
 COCO_CLASS_NAMES: tuple[str, ...] = (BACKGROUND_NAME,) + tuple(n for _, n in COCO_CATEGORIES)
 
+
+def default_class_names(num_classes: int) -> list[str]:
+    """Names of labels 1..C for a model with C = ``num_classes`` object classes (the head's
+    channels, MODEL.FCOS.NUM_CLASSES - 1): the COCO names when C is 80, else ``class_1 ..
+    class_C``. Index ``k`` names label ``k + 1``; label 0 (background) is :data:`BACKGROUND_NAME`.
+    """
+    if num_classes == NUM_COCO_CLASSES:
+        return list(COCO_CLASS_NAMES[1:])
+    return [f"class_{k}" for k in range(1, num_classes + 1)]
+
+
 # Contiguous label (1..80) -> COCO category id (1..90).
 contiguous_to_coco_id: dict[int, int] = {
     label: cat_id for label, (cat_id, _) in enumerate(COCO_CATEGORIES, start=1)

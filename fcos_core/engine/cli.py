@@ -14,8 +14,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from fcos_core.config.checks import run_cli
 from fcos_core.engine.commands import MODULES, command_module
+from fcos_core.engine.defaults import run_cli
 
 DESCRIPTION = """\
 FCOS: Fully Convolutional One-Stage object detection.

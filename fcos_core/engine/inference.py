@@ -11,6 +11,7 @@ from typing import Any
 import torch
 from torch import nn
 from tqdm import tqdm
+from yacs.config import CfgNode
 
 from fcos_core.data.evaluation import evaluate
 from fcos_core.structures.bounding_box import BoxList
@@ -30,7 +31,7 @@ PREDICTIONS_FILE = "predictions.pth"
 TestTimeAugmentation = Callable[[nn.Module, Any, torch.device], list[BoxList]]
 
 
-def make_test_time_augmentation(cfg: Any) -> TestTimeAugmentation | None:
+def make_test_time_augmentation(cfg: CfgNode) -> TestTimeAugmentation | None:
     """TEST.BBOX_AUG's test-time augmentation for ``inference``, or None when it is off."""
     if not cfg.TEST.BBOX_AUG.ENABLED:
         return None

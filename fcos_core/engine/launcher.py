@@ -21,6 +21,7 @@ from fcos_core.engine.amp import make_grad_scaler
 from fcos_core.engine.inference import inference, make_test_time_augmentation
 from fcos_core.engine.run_info import check_resume
 from fcos_core.engine.trainer import do_train
+from fcos_core.export.fast_path import prepare_fast_inference
 from fcos_core.layers._ops import extension_summary
 from fcos_core.modeling.backbone.backbone import convert_sync_batchnorm_if_needed
 from fcos_core.modeling.detector import build_detection_model
@@ -35,17 +36,9 @@ from fcos_core.utils.comm import (
 )
 from fcos_core.utils.device_setup import configure_backends, ddp_kwargs, no_forward_buffer_sync
 from fcos_core.utils.env import resolve_device, seed_all, tune_malloc_for_cpu_training
-from fcos_core.utils.fast_path import prepare_fast_inference
 from fcos_core.utils.logger import setup_logger
 
 logger = logging.getLogger(__name__)
-
-
-def local_rank_from(arg_value: int | None) -> int:
-    """``--local-rank`` / ``--local_rank`` if given, else the ``LOCAL_RANK`` variable, else 0."""
-    if arg_value is not None:
-        return arg_value
-    return int(os.environ.get("LOCAL_RANK", "0"))
 
 
 def setup(cfg: CfgNode, local_rank: int, config_file: str | None, log_env: bool = True) -> bool:

@@ -31,19 +31,19 @@ import numpy as np
 import torch
 from yacs.config import CfgNode
 
-from fcos_core.config.checks import ConfigError, load_config
+from fcos_core.config.checks import ConfigError
 from fcos_core.data.coco_classes import (
-    COCO_CLASS_NAMES,
     FCOS_COCO_CLASS_THRESHOLDS,
-    NUM_COCO_CLASSES,
+    default_class_names,
 )
 from fcos_core.data.datasets.image_io import read_image
 from fcos_core.data.transforms import build_transforms
+from fcos_core.engine.defaults import load_config
+from fcos_core.export.fast_path import prepare_fast_inference
 from fcos_core.modeling.detector import build_detection_model
 from fcos_core.structures.bounding_box import BoxList
 from fcos_core.utils.checkpoint import DetectronCheckpointer
 from fcos_core.utils.env import resolve_device
-from fcos_core.utils.fast_path import prepare_fast_inference
 from fcos_core.utils.model_zoo import DownloadError
 from fcos_core.utils.visualize import draw_detections, per_class_thresholds, select_detections
 
@@ -95,13 +95,6 @@ class Detections:
                 )
             ],
         }  # fmt: skip
-
-
-def default_class_names(num_classes: int) -> list[str]:
-    """COCO names for an 80-class model, else ``class_1 .. class_C``."""
-    if num_classes == NUM_COCO_CLASSES:
-        return list(COCO_CLASS_NAMES[1:])
-    return [f"class_{k}" for k in range(1, num_classes + 1)]
 
 
 def resolve_weights(name: str) -> str:

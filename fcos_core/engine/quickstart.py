@@ -15,7 +15,7 @@ from typing import Any
 import cv2
 from yacs.config import CfgNode
 
-from fcos_core.data.build import build_dataset, load_catalog
+from fcos_core.data.build import build_dataset, dataset_entry, load_catalog
 from fcos_core.engine.event_writer import METRICS_FILE, read_metrics
 from fcos_core.engine.inference import PREDICTIONS_FILE, load_predictions
 from fcos_core.engine.launcher import run_test, train
@@ -33,7 +33,7 @@ def prepare_data(cfg: CfgNode) -> float:
     start = time.time()
     catalog = load_catalog(cfg)
     for name in (*cfg.DATASETS.TRAIN, *cfg.DATASETS.TEST):
-        catalog.DatasetCatalog.get(name)
+        dataset_entry(catalog, name)
     return time.time() - start
 
 

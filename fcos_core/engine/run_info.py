@@ -18,7 +18,7 @@ import torch
 from torch import nn
 from yacs.config import CfgNode
 
-from fcos_core.config.checks import ConfigError
+from fcos_core.config.checks import ConfigError, check_choice
 
 logger = logging.getLogger(__name__)
 
@@ -84,10 +84,7 @@ def check_resume(checkpointer: Any, model: nn.Module, name: str, policy: str) ->
     Raises:
         ConfigError: policy "auto" and the checkpoint belongs to another run.
     """
-    if policy not in RESUME_POLICIES:
-        raise ValueError(
-            f"resume policy must be one of {', '.join(RESUME_POLICIES)}, got {policy!r}"
-        )
+    check_choice("resume policy", policy, RESUME_POLICIES)
     if policy == "fresh" or not checkpointer.has_checkpoint():
         return False
     if policy == "force":

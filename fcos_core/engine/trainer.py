@@ -19,10 +19,11 @@ from typing import Any
 
 import torch
 from torch import nn
+from yacs.config import CfgNode
 
+from fcos_core.config.checks import check_choice
 from fcos_core.engine.amp import amp_dtype, autocast
 from fcos_core.engine.event_writer import EventWriter
-from fcos_core.engine.preemption import StopRequest, TrainingPreempted
 from fcos_core.solver.fit_schedule import fitted_length, scale_milestones
 from fcos_core.utils.comm import (
     broadcast_flag,
@@ -32,6 +33,7 @@ from fcos_core.utils.comm import (
     reduce_dict,
 )
 from fcos_core.utils.metric_logger import MetricLogger
+from fcos_core.utils.preemption import StopRequest, TrainingPreempted
 
 logger = logging.getLogger(__name__)
 
@@ -67,8 +69,8 @@ def current_rss_mb() -> float:
 class Trainer:
     """State of one training run; :func:`do_train` builds and runs it."""
 
-    def __init__(self, cfg: Any, model: nn.Module, optimizer: torch.optim.Optimizer, scheduler: Any,
-                 checkpointer: Any, device: torch.device, checkpoint_period: int,
+    def __init__(self, cfg: CfgNode, model: nn.Module, optimizer: torch.optim.Optimizer,
+                 scheduler: Any, checkpointer: Any, device: torch.device, checkpoint_period: int,
                  arguments: dict[str, Any], scaler: torch.amp.GradScaler | None,
                  validate: Any = None) -> None:  # fmt: skip
         self.model, self.optimizer, self.scheduler = model, optimizer, scheduler
@@ -86,11 +88,9 @@ class Trainer:
         self.log_period = max(1, cfg.SOLVER.LOG_PERIOD)
         self.test_period = cfg.SOLVER.TEST_PERIOD
         self.clip = cfg.SOLVER.CLIP_GRAD_NORM
-        self.nonfinite = cfg.SOLVER.NONFINITE_LOSS
-        if self.nonfinite not in NONFINITE_POLICIES:
-            raise ValueError(
-                f"SOLVER.NONFINITE_LOSS must be one of stop, skip, got {self.nonfinite!r}"
-            )
+        self.nonfinite = check_choice(
+            "SOLVER.NONFINITE_LOSS", cfg.SOLVER.NONFINITE_LOSS, NONFINITE_POLICIES
+        )
         self.amp_dtype = amp_dtype(cfg, device.type)
         self.deadline = (
             time.time() + 60 * cfg.SOLVER.MAX_MINUTES if cfg.SOLVER.MAX_MINUTES > 0 else None
@@ -310,7 +310,7 @@ class Trainer:
         return True
 
 
-def validation_function(cfg: Any, data_loader_val: Any) -> Any:
+def validation_function(cfg: CfgNode, data_loader_val: Any) -> Any:
     """callable(model) -> bbox metrics of the first of ``data_loader_val`` (one or a list)."""
     # inference imports the evaluators
     from fcos_core.engine.inference import inference, make_test_time_augmentation
@@ -338,7 +338,7 @@ def validation_function(cfg: Any, data_loader_val: Any) -> Any:
 
 
 def do_train(
-    cfg: Any,
+    cfg: CfgNode,
     model: nn.Module,
     data_loader: Any,
     data_loader_val: Any,

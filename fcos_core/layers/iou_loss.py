@@ -8,6 +8,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from fcos_core.config.checks import check_choice
+
 # Added to intersection and union before dividing, as in FCOS: keeps -log(IoU) finite for
 # degenerate boxes and is negligible for boxes of a few pixels or more.
 DEFAULT_IOU_SMOOTH = 1.0
@@ -65,11 +67,7 @@ class IOULoss(nn.Module):
 
     def __init__(self, loss_type: str = "iou", *, smooth: float = DEFAULT_IOU_SMOOTH) -> None:
         super().__init__()
-        if loss_type not in LOSS_TYPES:
-            raise ValueError(
-                f"IOULoss: loss_type must be one of {', '.join(LOSS_TYPES)}, got {loss_type!r}"
-            )
-        self.loss_type = loss_type
+        self.loss_type = check_choice("IOULoss: loss_type", loss_type, LOSS_TYPES)
         self.smooth = smooth
 
     def forward(self, pred: Tensor, target: Tensor, weight: Tensor | None = None) -> Tensor:

@@ -11,6 +11,7 @@ import torch
 from torch import Tensor, nn
 from yacs.config import CfgNode
 
+from fcos_core.config.checks import check_choice
 from fcos_core.modeling.backbone import build_backbone
 from fcos_core.modeling.fcos import FCOSModule
 from fcos_core.structures import BoxList, ImageList, to_image_list
@@ -96,10 +97,7 @@ META_ARCHITECTURES: dict[str, type[GeneralizedRCNN]] = {"GeneralizedRCNN": Gener
 def build_detection_model(cfg: CfgNode) -> GeneralizedRCNN:
     """Build the detector described by ``cfg`` (on the CPU; move it with ``.to(device)``)."""
     name = cfg.MODEL.META_ARCHITECTURE
-    if name not in META_ARCHITECTURES:
-        raise ValueError(
-            f"MODEL.META_ARCHITECTURE must be one of {', '.join(META_ARCHITECTURES)}, got {name!r}"
-        )
+    check_choice("MODEL.META_ARCHITECTURE", name, META_ARCHITECTURES)
     if not cfg.MODEL.FCOS_ON or cfg.MODEL.RETINANET_ON:
         raise ValueError(
             "fcos builds FCOS detectors only: need MODEL.FCOS_ON True and MODEL.RETINANET_ON "

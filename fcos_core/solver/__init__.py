@@ -1,4 +1,4 @@
-"""Optimizer and learning-rate schedule."""
+"""Optimizer, learning-rate schedule and batch-size scaling."""
 
 from fcos_core.solver.build import make_lr_scheduler, make_optimizer
 from fcos_core.solver.lr_scheduler import WarmupMultiStepLR

@@ -6,7 +6,9 @@ from typing import Any
 
 import torch
 from torch import nn
+from yacs.config import CfgNode
 
+from fcos_core.config.checks import ConfigError, one_of_message
 from fcos_core.solver.lr_scheduler import WarmupMultiStepLR
 
 OPTIMIZERS = ("SGD", "AdamW")
@@ -50,7 +52,7 @@ def param_groups(
     return list(groups.values())
 
 
-def make_optimizer(cfg: Any, model: nn.Module) -> torch.optim.Optimizer:
+def make_optimizer(cfg: CfgNode, model: nn.Module) -> torch.optim.Optimizer:
     """SGD with momentum (default) or AdamW, per ``cfg.SOLVER.OPTIMIZER``.
 
     Raises:
@@ -71,12 +73,10 @@ def make_optimizer(cfg: Any, model: nn.Module) -> torch.optim.Optimizer:
         return torch.optim.SGD(groups, lr=solver.BASE_LR, momentum=solver.MOMENTUM)
     if solver.OPTIMIZER == "AdamW":
         return torch.optim.AdamW(groups, lr=solver.BASE_LR)
-    raise ValueError(
-        f"SOLVER.OPTIMIZER must be one of {', '.join(OPTIMIZERS)}, got {solver.OPTIMIZER!r}"
-    )
+    raise ConfigError(one_of_message("SOLVER.OPTIMIZER", solver.OPTIMIZER, OPTIMIZERS))
 
 
-def make_lr_scheduler(cfg: Any, optimizer: torch.optim.Optimizer) -> WarmupMultiStepLR:
+def make_lr_scheduler(cfg: CfgNode, optimizer: torch.optim.Optimizer) -> WarmupMultiStepLR:
     """:class:`WarmupMultiStepLR` from ``SOLVER.STEPS/GAMMA/WARMUP_*``."""
     solver = cfg.SOLVER
     return WarmupMultiStepLR(

@@ -17,6 +17,8 @@ from collections.abc import Sequence
 import torch
 from torch.optim.lr_scheduler import LRScheduler
 
+from fcos_core.config.checks import check_choice
+
 WARMUP_METHODS = ("constant", "linear")
 
 
@@ -59,11 +61,7 @@ class WarmupMultiStepLR(LRScheduler):
         milestones = list(milestones)
         if milestones != sorted(milestones):
             raise ValueError(f"SOLVER.STEPS must be increasing integers, got {milestones}")
-        if warmup_method not in WARMUP_METHODS:
-            raise ValueError(
-                f"SOLVER.WARMUP_METHOD must be one of {', '.join(WARMUP_METHODS)}, "
-                f"got {warmup_method!r}"
-            )
+        check_choice("SOLVER.WARMUP_METHOD", warmup_method, WARMUP_METHODS)
         self.milestones = milestones
         self.gamma = gamma
         self.warmup_factor = warmup_factor

@@ -1,4 +1,4 @@
-"""Data structures shared by the data pipeline, the model and evaluation."""
+"""`BoxList`, `ImageList` and the box convention they carry (shared by data, model, eval)."""
 
 from __future__ import annotations
 

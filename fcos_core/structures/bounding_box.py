@@ -19,6 +19,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from fcos_core.config.checks import check_choice
 from fcos_core.structures.box_convention import (
     DEFAULT_BOX_CONVENTION,
     box_offset,
@@ -54,8 +55,7 @@ class BoxList:
             bbox = bbox.reshape(0, 4)
         if bbox.ndim != 2 or bbox.shape[-1] != 4:
             raise ValueError(f"BoxList expects boxes of shape (N, 4), got {tuple(bbox.shape)}")
-        if mode not in _MODES:
-            raise ValueError(f"BoxList mode must be one of {_MODES}, got {mode!r}")
+        check_choice("BoxList mode", mode, _MODES)
         self.bbox = bbox
         self.size = (int(image_size[0]), int(image_size[1]))
         self.mode = mode
@@ -95,8 +95,7 @@ class BoxList:
     # ----------------------------------------------------------------- modes
     def convert(self, mode: str) -> BoxList:
         """Return the same boxes in `mode` ("xyxy" or "xywh"), fields shared."""
-        if mode not in _MODES:
-            raise ValueError(f"BoxList mode must be one of {_MODES}, got {mode!r}")
+        check_choice("BoxList mode", mode, _MODES)
         if mode == self.mode:
             return self
         x1, y1, a, b = self.bbox.unbind(dim=-1)

@@ -19,6 +19,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from fcos_core.config.checks import check_choice
+
 PLUS_ONE = "plus_one"
 CONTINUOUS = "continuous"
 # Allowed values of MODEL.BOX_CONVENTION.
@@ -30,9 +32,7 @@ _OFFSETS = {PLUS_ONE: 1.0, CONTINUOUS: 0.0}
 
 def check_box_convention(convention: str, key: str = "MODEL.BOX_CONVENTION") -> str:
     """Return ``convention`` if allowed; ValueError naming ``key``, the value and the choices."""
-    if convention not in _OFFSETS:
-        raise ValueError(f"{key} must be one of {', '.join(BOX_CONVENTIONS)}, got {convention!r}")
-    return convention
+    return check_choice(key, convention, BOX_CONVENTIONS)
 
 
 def box_offset(convention: str) -> float:

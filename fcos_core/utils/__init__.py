@@ -1,0 +1,2 @@
+"""Utilities: the checkpointer and Detectron weight converters, download cache, logging,
+distributed helpers (`comm`), signals, environment and visualisation."""

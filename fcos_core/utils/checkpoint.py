@@ -18,6 +18,7 @@ from typing import Any
 
 import torch
 from torch import nn
+from yacs.config import CfgNode
 
 from fcos_core.utils.c2_model_loading import (
     convert_torchvision_resnet,
@@ -228,7 +229,7 @@ class DetectronCheckpointer(Checkpointer):
         other arguments: as :class:`Checkpointer`.
     """
 
-    def __init__(self, cfg: Any, model: nn.Module, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, cfg: CfgNode, model: nn.Module, *args: Any, **kwargs: Any) -> None:
         super().__init__(model, *args, **kwargs)
         self.cfg = cfg.clone()
         if self.cfg.MODEL.WEIGHT_ALLOW_PICKLE:

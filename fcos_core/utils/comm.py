@@ -34,9 +34,17 @@ def get_rank() -> int:
     return dist.get_rank() if is_dist_initialized() else 0
 
 
-def get_local_rank() -> int:
-    """Rank of this process on its machine, read from ``LOCAL_RANK`` (0 if unset)."""
+def get_local_rank(arg_value: int | None = None) -> int:
+    """Rank of this process on its machine: ``arg_value`` (``--local-rank`` / ``--local_rank``,
+    set by ``torch.distributed.launch``) if given, else ``LOCAL_RANK`` (torchrun), else 0."""
+    if arg_value is not None:
+        return arg_value
     return int(os.environ.get("LOCAL_RANK", "0"))
+
+
+def get_world_and_rank() -> tuple[int, int]:
+    """(world size, global rank) of the default group; (1, 0) without distributed."""
+    return get_world_size(), get_rank()
 
 
 def is_main_process() -> bool:
@@ -79,6 +87,15 @@ def init_distributed(
     )
     synchronize()
     return True
+
+
+def all_reduce_mean(tensor: torch.Tensor) -> torch.Tensor:
+    """Average of ``tensor`` over processes (a detached copy of it when not distributed)."""
+    tensor = tensor.detach().clone()
+    if get_world_size() > 1:
+        dist.all_reduce(tensor)
+        tensor = tensor / get_world_size()
+    return tensor
 
 
 def all_gather(data: Any) -> list[Any]:

@@ -14,6 +14,7 @@ import os
 from typing import Any
 
 import torch
+from yacs.config import CfgNode
 
 logger = logging.getLogger(__name__)
 
@@ -21,7 +22,7 @@ logger = logging.getLogger(__name__)
 CUBLAS_DETERMINISTIC_WORKSPACE = ":4096:8"
 
 
-def configure_backends(cfg: Any) -> None:
+def configure_backends(cfg: CfgNode) -> None:
     """Apply CUDNN_BENCHMARK and DETERMINISTIC (process-wide torch settings)."""
     torch.backends.cudnn.benchmark = bool(cfg.CUDNN_BENCHMARK) and not cfg.DETERMINISTIC
     if cfg.DETERMINISTIC:

@@ -14,9 +14,10 @@ already there. Look-ups are ordinary dict indexing.
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Callable
 from typing import Any, TypeVar
+
+from fcos_core.config.checks import one_of_message
 
 _F = TypeVar("_F", bound=Callable[..., Any])
 
@@ -58,7 +59,4 @@ class Registry(dict):
 
 def unknown_name_message(registry: Registry, name: str, key: str) -> str:
     """``"<key> must be one of <names>, got <name>. Did you mean X?"`` (closest match named)."""
-    names = list(registry)
-    close = difflib.get_close_matches(str(name), names, n=1, cutoff=0.5)
-    hint = f" Did you mean {close[0]}?" if close else ""
-    return f"{key} must be one of {', '.join(names)}, got {name!r}.{hint}"
+    return one_of_message(key, name, registry)

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import numpy as np
 
-from fcos_core.config.checks import load_config
 from fcos_core.config.paths_catalog import DatasetCatalog
 from fcos_core.data.analysis import boxes_per_level, check, collect_stats, load_dataset
 from fcos_core.engine import cli
+from fcos_core.engine.defaults import load_config
 
 REPO = Path(__file__).resolve().parents[2]
 FIXTURES = REPO / "tests" / "fixtures" / "engine"

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import torch
 
-from fcos_core.config.checks import load_config
 from fcos_core.config.paths_catalog import DatasetCatalog
 from fcos_core.data.build import make_data_loader
 from fcos_core.data.collate_batch import BatchCollator
+from fcos_core.engine.defaults import load_config
 from fcos_core.modeling.detector import build_detection_model
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "engine"

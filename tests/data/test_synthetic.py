@@ -12,7 +12,9 @@ import pytest
 import torch
 from pycocotools.coco import COCO
 
+from fcos_core.config import paths_catalog
 from fcos_core.config.paths_catalog import DatasetCatalog
+from fcos_core.data.build import dataset_entry
 from fcos_core.data.datasets import COCODataset, PascalVOCDataset
 from fcos_core.data.datasets.synthetic import (
     _image_rng,
@@ -119,19 +121,21 @@ def test_ensure_split_reuses_identical_and_regenerates_changed(tmp_path):
     assert len(json.load(open(path))["images"]) == 4
 
 
-def test_catalog_generates_synthetic_data_on_first_use(tmp_path, monkeypatch):
+def test_catalog_lookup_writes_nothing_and_data_renders_on_first_use(tmp_path, monkeypatch):
     monkeypatch.setattr(DatasetCatalog, "DATA_DIR", str(tmp_path))
     monkeypatch.setattr(DatasetCatalog, "SYNTHETIC", dict(DatasetCatalog.SYNTHETIC))
     DatasetCatalog.register_synthetic("tiny_shapes_val", "val", num_images=4, image_size=64)
     DatasetCatalog.register_synthetic(
         "tiny_shapes_voc", "test", num_images=3, image_size=64, fmt="voc"
     )
-    entry = DatasetCatalog.get("tiny_shapes_val")
-    assert entry["factory"] == "COCODataset"
+    looked_up = DatasetCatalog.get("tiny_shapes_val")
+    assert looked_up["synthetic"]["num_images"] == 4 and os.listdir(tmp_path) == []
+    entry = dataset_entry(paths_catalog, "tiny_shapes_val")
+    assert entry["factory"] == "COCODataset" and entry["args"] == looked_up["args"]
     assert entry["args"]["ann_file"].startswith(str(tmp_path)) and os.path.isfile(
         entry["args"]["ann_file"]
     )
-    voc = DatasetCatalog.get("tiny_shapes_voc")
+    voc = dataset_entry(paths_catalog, "tiny_shapes_voc")
     ds = PascalVOCDataset(**voc["args"])
     assert len(ds) == 3 and ds.class_names == SHAPE_CLASSES
 

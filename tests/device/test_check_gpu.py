@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 import torch
 
+from fcos_core.engine import gpu_check
 from fcos_core.layers import _ops
-from fcos_core.utils import gpu_check
 
 REPO = Path(__file__).resolve().parents[2]
 

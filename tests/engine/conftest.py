@@ -23,7 +23,7 @@ def tiny_data_dir(tmp_path_factory) -> str:
 @pytest.fixture
 def tiny_cfg(tiny_data_dir, tmp_path):
     """Factory: the tiny config with OUTPUT_DIR in tmp_path plus KEY VALUE overrides."""
-    from fcos_core.config.checks import load_config
+    from fcos_core.engine.defaults import load_config
 
     def make(*opts: str, output_dir: str | None = None):
         base = [

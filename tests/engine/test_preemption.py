@@ -102,7 +102,7 @@ def test_sigterm_checkpoints_and_the_rerun_matches_an_uninterrupted_run(tiny_dat
 
 
 def test_stop_request_restores_handlers():
-    from fcos_core.engine.preemption import StopRequest
+    from fcos_core.utils.preemption import StopRequest
 
     before = signal.getsignal(signal.SIGTERM)
     with StopRequest() as stop:

@@ -13,7 +13,8 @@ import numpy as np
 import pytest
 import torch
 
-from fcos_core.config.checks import ConfigError, load_config
+from fcos_core.config.checks import ConfigError
+from fcos_core.engine.defaults import load_config
 from fcos_core.structures import FLIP_LEFT_RIGHT, FLIP_TOP_BOTTOM, BoxList
 from fcos_core.structures.box_convention import (
     BOX_CONVENTIONS,

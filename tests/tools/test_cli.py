@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from fcos_core.config.checks import ConfigError, load_config, run_cli
+from fcos_core.config.checks import ConfigError
+from fcos_core.engine.defaults import load_config, run_cli
 
 REPO = Path(__file__).resolve().parents[2]
 FIXTURES = REPO / "tests" / "fixtures" / "engine"

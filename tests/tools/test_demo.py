@@ -11,7 +11,7 @@ import cv2
 import numpy as np
 import torch
 
-from fcos_core.config.checks import load_config
+from fcos_core.engine.defaults import load_config
 from fcos_core.modeling.detector import build_detection_model
 
 REPO = Path(__file__).resolve().parents[2]

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import torch
 
-from fcos_core.config.checks import load_config
+from fcos_core.engine.defaults import load_config
 from fcos_core.modeling.detector import build_detection_model
 
 REPO = Path(__file__).resolve().parents[2]

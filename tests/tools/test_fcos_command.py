@@ -95,7 +95,7 @@ def test_unknown_argument_is_an_error(capsys):
 @pytest.fixture(scope="module")
 def tiny_weights(tmp_path_factory) -> Path:
     """A checkpoint of the tiny model with fixed (seeded) weights."""
-    from fcos_core.config.checks import load_config
+    from fcos_core.engine.defaults import load_config
     from fcos_core.modeling.detector import build_detection_model
 
     cfg = load_config(str(FIXTURES / "tiny_fcos.yaml"), REGISTER)
@@ -145,7 +145,8 @@ def test_fcos_detect_refuses_untrained_weights(tiny_env, tmp_path):
 
 
 def test_config_paths_resolve_from_any_folder(tmp_path, monkeypatch):
-    from fcos_core.config.checks import find_config_file, load_config
+    from fcos_core.config.checks import find_config_file
+    from fcos_core.engine.defaults import load_config
 
     monkeypatch.chdir(tmp_path)
     found = find_config_file("configs/quickstart/fcos_quickstart.yaml")

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from fcos_core.config.checks import launch_argument_parser
+from fcos_core.engine.defaults import launch_argument_parser
 from fcos_core.modeling import registry
 
 REPO = Path(__file__).resolve().parents[2]

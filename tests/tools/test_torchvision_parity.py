@@ -16,6 +16,13 @@ import torch
 import torchvision
 from torch import nn
 
+from fcos_core.checkpoint.torchvision_convert import (
+    TORCHVISION_BN_EPS,
+    ConversionError,
+    class_rows,
+    convert_state_dict,
+    map_key,
+)
 from fcos_core.config import cfg as default_cfg
 from fcos_core.data.coco_classes import (
     COCO_CLASS_NAMES,
@@ -27,13 +34,6 @@ from fcos_core.modeling.fcos.locations import compute_locations_per_level
 from fcos_core.modeling.fcos.postprocess import FCOSPostProcessor
 from fcos_core.structures.image_list import to_image_list
 from fcos_core.utils.checkpoint import DetectronCheckpointer
-from fcos_core.utils.torchvision_convert import (
-    TORCHVISION_BN_EPS,
-    ConversionError,
-    class_rows,
-    convert_state_dict,
-    map_key,
-)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 CONFIG = os.path.join(ROOT, "configs", "fcos", "fcos_torchvision_R_50_FPN.yaml")

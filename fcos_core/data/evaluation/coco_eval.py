@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from fcos_core.config.checks import ConfigError, one_of_message
 from fcos_core.structures.bounding_box import BoxList
 from fcos_core.utils.extras import require
 
@@ -63,9 +64,7 @@ def _backend_classes(backend: str) -> tuple[Any, Any]:
     if backend == "faster_coco_eval":
         module = require("faster_coco_eval", "TEST.COCO_EVAL_BACKEND faster_coco_eval")
         return module.COCO, module.COCOeval_faster
-    raise ValueError(
-        f"COCO eval backend must be one of {', '.join(COCO_BACKENDS)}, got {backend!r}"
-    )
+    raise ConfigError(one_of_message("COCO eval backend", backend, COCO_BACKENDS))
 
 
 def evaluate_predictions_on_coco(

@@ -6,16 +6,9 @@ import math
 from collections.abc import Iterator, Sized
 
 import torch
-import torch.distributed as dist
 
 from fcos_core.data.samplers.seeding import derive_seed
-
-
-def _default_world() -> tuple[int, int]:
-    """(world_size, rank) of the default process group, (1, 0) without one."""
-    if dist.is_available() and dist.is_initialized():
-        return dist.get_world_size(), dist.get_rank()
-    return 1, 0
+from fcos_core.utils.comm import get_world_and_rank
 
 
 class DistributedSampler(torch.utils.data.Sampler[int]):
@@ -43,7 +36,7 @@ class DistributedSampler(torch.utils.data.Sampler[int]):
         shuffle: bool = True,
         seed: int = 0,
     ) -> None:
-        world, own_rank = _default_world()
+        world, own_rank = get_world_and_rank()
         self.num_replicas = world if num_replicas is None else int(num_replicas)
         self.rank = own_rank if rank is None else int(rank)
         if not 0 <= self.rank < self.num_replicas:

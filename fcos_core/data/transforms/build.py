@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from yacs.config import CfgNode
+
 from fcos_core.data.transforms.transforms import (
     Compose,
     Normalize,
@@ -13,7 +15,7 @@ from fcos_core.data.transforms.transforms import (
 )
 
 
-def build_transforms(cfg: Any, is_train: bool = True) -> Compose:
+def build_transforms(cfg: CfgNode, is_train: bool = True) -> Compose:
     """Resize -> (train: RandomHorizontalFlip) -> ToTensor -> Normalize.
 
     Args:

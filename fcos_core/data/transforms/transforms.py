@@ -15,6 +15,7 @@ import cv2
 import numpy as np
 import torch
 from torch import Tensor
+from yacs.config import CfgNode
 
 from fcos_core.structures.bounding_box import FLIP_LEFT_RIGHT, BoxList
 
@@ -88,7 +89,7 @@ class Resize:
         self.max_size = max_size
 
     @classmethod
-    def from_config(cls, cfg: Any, is_train: bool) -> Resize:
+    def from_config(cls, cfg: CfgNode, is_train: bool) -> Resize:
         """INPUT.MIN_SIZE_TRAIN (or the MIN_SIZE_RANGE_TRAIN range when set) / MIN_SIZE_TEST."""
         if not is_train:
             return cls(cfg.INPUT.MIN_SIZE_TEST, cfg.INPUT.MAX_SIZE_TEST)
@@ -193,7 +194,7 @@ class Normalize:
         self.shift = -self.mean / self.std
 
     @classmethod
-    def from_config(cls, cfg: Any) -> Normalize:
+    def from_config(cls, cfg: CfgNode) -> Normalize:
         return cls(cfg.INPUT.PIXEL_MEAN, cfg.INPUT.PIXEL_STD, cfg.INPUT.TO_BGR255)
 
     def __call__(

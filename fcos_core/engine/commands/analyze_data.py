@@ -39,7 +39,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> list[dict[str, Any]]:
     """Print the report of each dataset; returns what report.json holds."""
-    from fcos_core.config.checks import ConfigError, find_config_file, load_config
+    from fcos_core.config.checks import ConfigError, find_config_file
     from fcos_core.data.analysis import (
         boxes_per_level,
         check,
@@ -48,6 +48,7 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
         report_lines,
     )
     from fcos_core.data.analysis_plot import plot_report
+    from fcos_core.engine.defaults import load_config
     from fcos_core.engine.run_info import apply_default_output_dir
 
     config_file = find_config_file(args.config_file)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 
-from fcos_core.utils.torchvision_convert import CLASS_MAPS
+from fcos_core.checkpoint.torchvision_convert import CLASS_MAPS
 
 NAME = "convert-torchvision"
 HELP = "convert torchvision's FCOS (fcos_resnet50_fpn) weights into an fcos checkpoint"
@@ -51,7 +51,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def read_source(args: argparse.Namespace) -> dict:
     """The torchvision state dict named by --input or --download."""
-    from fcos_core.utils.torchvision_convert import load_torchvision_state_dict
+    from fcos_core.checkpoint.torchvision_convert import load_torchvision_state_dict
 
     if args.download:
         from torchvision.models.detection import FCOS_ResNet50_FPN_Weights
@@ -64,9 +64,10 @@ def read_source(args: argparse.Namespace) -> dict:
 
 def run(args: argparse.Namespace) -> str:
     """Convert, check against the config's model, write; returns the output path."""
-    from fcos_core.config.checks import find_config_file, load_config
+    from fcos_core.checkpoint.torchvision_convert import convert_for_model, save_checkpoint
+    from fcos_core.config.checks import find_config_file
+    from fcos_core.engine.defaults import load_config
     from fcos_core.modeling.detector import build_detection_model
-    from fcos_core.utils.torchvision_convert import convert_for_model, save_checkpoint
 
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     config_file = find_config_file(args.config_file)

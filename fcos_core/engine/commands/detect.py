@@ -91,8 +91,9 @@ def thresholds_from(threshold: float, class_thresholds: str | None) -> float | l
 
 def make_predictor(args: argparse.Namespace, opts: list[str]) -> Any:
     """The predictor the arguments describe (errors in user input become ConfigError)."""
-    from fcos_core.config.checks import ConfigError, find_config_file, load_config
+    from fcos_core.config.checks import ConfigError, find_config_file
     from fcos_core.data.build import build_dataset, load_catalog
+    from fcos_core.engine.defaults import load_config
     from fcos_core.engine.predictor import FCOSPredictor
 
     config_file = find_config_file(args.config_file or DEFAULT_CONFIG)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 
-from fcos_core.utils.onnx_export import (
+from fcos_core.export.onnx_export import (
     DEFAULT_OPSET,
     DEFAULT_SAMPLE_SIZE,
     DEFORM_CONV_OPSET,
@@ -20,7 +20,7 @@ Export a trained detector (any config) to ONNX with a dynamic image size.
   # the complete detector (pre-processing, network, post-processing) for onnxruntime
   fcos export --config-file configs/fcos/fcos_torchvision_R_50_FPN.yaml \\
       --output fcos.onnx MODEL.WEIGHT models/fcos_torchvision_R_50_FPN.pth
-  # backbone + head only: per-level cls_logits / bbox_reg / centerness maps
+  # backbone + head only: per-level cls_logits / box_regression / centerness maps
   fcos export --config-file configs/fcos/fcos_imprv_R_50_FPN_1x.yaml --mode head \\
       --output fcos_head.onnx MODEL.WEIGHT FCOS_imprv_R_50_FPN_1x.pth
 
@@ -63,11 +63,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> str:
     """Build the model, load MODEL.WEIGHT, export; returns the written path."""
-    from fcos_core.config.checks import find_config_file, load_config
+    from fcos_core.config.checks import find_config_file
+    from fcos_core.engine.defaults import load_config
+    from fcos_core.export.onnx_export import export_onnx
     from fcos_core.modeling.detector import build_detection_model
     from fcos_core.utils.checkpoint import DetectronCheckpointer
     from fcos_core.utils.extras import require
-    from fcos_core.utils.onnx_export import export_onnx
 
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     require("onnx", "ONNX export")  # before the model is built: fail fast without the extra

@@ -39,7 +39,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     import shutil
     import time
 
-    from fcos_core.config.checks import find_config_file, load_config
+    from fcos_core.config.checks import find_config_file
+    from fcos_core.engine.defaults import load_config
     from fcos_core.engine.launcher import setup
     from fcos_core.engine.quickstart import run_quickstart, summary
     from fcos_core.engine.run_info import apply_default_output_dir, config_name

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from fcos_core.config.checks import launch_argument_parser
+from fcos_core.engine.defaults import launch_argument_parser
 
 NAME = "test"
 HELP = "evaluate a detector on DATASETS.TEST (COCO AP)"
@@ -35,22 +35,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> Any:
     """Set up, build the model, load the weights, evaluate; returns the results per dataset."""
-    from fcos_core.config.checks import find_config_file, load_config
+    from fcos_core.config.checks import find_config_file
+    from fcos_core.engine.defaults import load_config
     from fcos_core.engine.launcher import (
         build_model,
         load_for_test,
-        local_rank_from,
         run_test,
         setup,
     )
     from fcos_core.engine.run_info import apply_default_output_dir
+    from fcos_core.utils.comm import get_local_rank
     from fcos_core.utils.slurm import apply_slurm_environment
 
     config_file = find_config_file(args.config_file)
     cfg = load_config(config_file, args.opts)
     apply_default_output_dir(cfg, config_file)
     apply_slurm_environment()  # srun tasks: RANK, WORLD_SIZE, ... from SLURM's variables
-    local_rank = local_rank_from(args.local_rank)
+    local_rank = get_local_rank(args.local_rank)
     distributed = setup(cfg, local_rank, config_file)
     model = build_model(cfg, distributed, local_rank)
     load_for_test(cfg, model, args.ckpt, resume=args.resume)

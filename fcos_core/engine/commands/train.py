@@ -6,7 +6,7 @@ import argparse
 import logging
 from typing import Any
 
-from fcos_core.config.checks import launch_argument_parser
+from fcos_core.engine.defaults import launch_argument_parser
 
 NAME = "train"
 HELP = "train a detector, then evaluate it on DATASETS.TEST"
@@ -44,11 +44,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> Any:
     """Set up (process group, logging), train, evaluate; returns the trained model."""
-    from fcos_core.config.checks import find_config_file, load_config
-    from fcos_core.engine.launcher import local_rank_from, run_test, setup, train
+    from fcos_core.config.checks import find_config_file
+    from fcos_core.engine.defaults import load_config
+    from fcos_core.engine.launcher import run_test, setup, train
     from fcos_core.engine.run_info import apply_default_output_dir, config_name
     from fcos_core.solver.scaling import batch_mismatch_warning, config_file_batch, scale_schedule
-    from fcos_core.utils.comm import synchronize
+    from fcos_core.utils.comm import get_local_rank, synchronize
     from fcos_core.utils.slurm import apply_slurm_environment
 
     config_file = find_config_file(args.config_file)
@@ -56,7 +57,7 @@ def run(args: argparse.Namespace) -> Any:
     apply_default_output_dir(cfg, config_file)
     notes = [scale_schedule(cfg), batch_mismatch_warning(cfg, config_file_batch(config_file))]
     apply_slurm_environment()  # srun tasks: RANK, WORLD_SIZE, ... from SLURM's variables
-    local_rank = local_rank_from(args.local_rank)
+    local_rank = get_local_rank(args.local_rank)
     distributed = setup(cfg, local_rank, config_file)  # logs the (scaled) config
     for note in filter(None, notes):
         logging.getLogger("fcos_core").warning("%s", note)

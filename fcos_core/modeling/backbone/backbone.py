@@ -16,7 +16,6 @@ import logging
 from collections import OrderedDict
 from functools import partial
 
-import torch
 from torch import nn
 from yacs.config import CfgNode
 
@@ -24,6 +23,7 @@ from fcos_core.modeling import registry
 from fcos_core.modeling.backbone.fpn import FPN
 from fcos_core.modeling.backbone.mobilenet import MobileNetV2
 from fcos_core.modeling.backbone.resnet import ResNet
+from fcos_core.utils.comm import get_world_size
 from fcos_core.utils.registry import unknown_name_message
 
 logger = logging.getLogger(__name__)
@@ -104,11 +104,7 @@ def convert_sync_batchnorm_if_needed(model: nn.Module, cfg: CfgNode) -> nn.Modul
     """
     if not cfg.MODEL.USE_SYNCBN:
         return model
-    distributed = (
-        torch.distributed.is_available()
-        and torch.distributed.is_initialized()
-        and torch.distributed.get_world_size() > 1
-    )
+    distributed = get_world_size() > 1
     on_cuda = any(p.device.type == "cuda" for p in model.parameters())
     if not (distributed and on_cuda):
         logger.info(

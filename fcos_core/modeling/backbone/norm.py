@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from torch import nn
 from yacs.config import CfgNode
 
+from fcos_core.config.checks import ConfigError, one_of_message
 from fcos_core.layers import FrozenBatchNorm2d
 
 NORM_KINDS = ("FrozenBN", "BN", "GN")
@@ -80,7 +81,7 @@ def make_norm(kind: str, channels: int, gn_spec: GroupNormSpec | None = None) ->
     if kind == "GN":
         spec = gn_spec or GroupNormSpec()
         return nn.GroupNorm(spec.groups_for(channels), channels, eps=spec.eps)
-    raise ValueError(f"norm kind must be one of {', '.join(NORM_KINDS)}, got {kind!r}")
+    raise ConfigError(one_of_message("norm kind", kind, NORM_KINDS))
 
 
 __all__ = ["NORM_KINDS", "GroupNormSpec", "make_norm"]

@@ -16,6 +16,7 @@ from typing import TypeVar
 from torch import Tensor, nn
 from yacs.config import CfgNode
 
+from fcos_core.config.checks import check_choice
 from fcos_core.modeling.backbone.norm import GroupNormSpec
 from fcos_core.modeling.backbone.resnet_blocks import (
     BasicBlock,
@@ -60,9 +61,7 @@ STEM_FUNCS = {
 
 def _lookup(table: dict[str, _V], key: str, name: str) -> _V:
     """``table[name]`` or a ValueError naming the config key and the allowed values."""
-    if name not in table:
-        raise ValueError(f"{key} must be one of {', '.join(table)}, got {name!r}")
-    return table[name]
+    return table[check_choice(key, name, table)]
 
 
 class ResNet(nn.Module):
@@ -236,8 +235,7 @@ def _check_arch(
     freeze_at: int,
 ) -> None:
     """Raise a ValueError naming the config key for inconsistent ResNet settings."""
-    if depth not in BLOCK_COUNTS:
-        raise ValueError(f"ResNet depth must be one of {sorted(BLOCK_COUNTS)}, got {depth}")
+    check_choice("ResNet depth", depth, sorted(BLOCK_COUNTS))
     expected = "bottleneck" if depth in BOTTLENECK_DEPTHS else "basic"
     if block != expected:
         allowed = [name for name, (kind, _) in TRANS_FUNCS.items() if kind == expected]

@@ -125,25 +125,30 @@ class FCOSHead(nn.Module):
             features: L tensors Tensor[N, C_in, H_l, W_l].
 
         Returns:
-            (logits, bbox_reg, centerness): L tensors each, Tensor[N, C, H_l, W_l] class logits,
-            Tensor[N, 4, H_l, W_l] non-negative (l, t, r, b) distances (in units of the stride in
-            training with NORM_REG_TARGETS, in pixels otherwise), Tensor[N, 1, H_l, W_l] logits.
+            (logits, box_regression, centerness): L tensors each, Tensor[N, C, H_l, W_l] class
+            logits, Tensor[N, 4, H_l, W_l] non-negative (l, t, r, b) distances (in units of the
+            stride in training with NORM_REG_TARGETS, in pixels otherwise), Tensor[N, 1, H_l, W_l]
+            logits.
         """
         if len(features) != len(self.scales):
             raise ValueError(
                 f"FCOSHead: got {len(features)} feature levels, built for {len(self.scales)} "
                 "(MODEL.FCOS.FPN_STRIDES)"
             )
-        logits, bbox_reg, centerness = [], [], []
+        logits, box_regression, centerness = [], [], []
         for level, feature in enumerate(features):
             cls_feat = self.cls_tower(feature)
             box_feat = self.bbox_tower(feature)
             logits.append(self.cls_logits(cls_feat))
             centerness.append(self.centerness(box_feat if self.centerness_on_reg else cls_feat))
-            reg = self.scales[level](self.bbox_pred(box_feat))
+            box_regression_l = self.scales[level](self.bbox_pred(box_feat))
             if self.norm_reg_targets:
-                reg = F.relu(reg)
-                bbox_reg.append(reg if self.training else reg * self.fpn_strides[level])
+                box_regression_l = F.relu(box_regression_l)
+                box_regression.append(
+                    box_regression_l
+                    if self.training
+                    else box_regression_l * self.fpn_strides[level]
+                )
             else:
-                bbox_reg.append(torch.exp(reg))
-        return logits, bbox_reg, centerness
+                box_regression.append(torch.exp(box_regression_l))
+        return logits, box_regression, centerness

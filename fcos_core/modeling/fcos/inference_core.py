@@ -1,7 +1,7 @@
 """The FCOS post-processing core: tensors in, tensors out, written once.
 
 Eager inference (``postprocess.FCOSPostProcessor``), the test-time-augmentation merge
-(``tta.py``) and the ONNX graph (``fcos_core.utils.onnx_export``) all call these functions; only
+(``tta.py``) and the ONNX graph (``fcos_core.export.onnx_export``) all call these functions; only
 the callers wrap the results in ``BoxList``s. The rules are the original FCOS's:
 
 1. ``level_candidates`` (per image and level): (location, class) pairs whose class probability
@@ -28,6 +28,7 @@ import torch
 from torch import Tensor
 from yacs.config import CfgNode
 
+from fcos_core.config.checks import check_choice
 from fcos_core.layers.nms import ml_nms
 from fcos_core.structures.box_convention import (
     DEFAULT_BOX_CONVENTION,
@@ -40,11 +41,6 @@ from fcos_core.structures.box_convention import (
 THRESHOLD_ON = ("cls", "score")
 # TEST.DETECTIONS_PER_IMG_TIES values: "keep" (original FCOS), "cut" (torchvision).
 DETECTIONS_PER_IMG_TIES = ("keep", "cut")
-
-
-def _check_choice(key: str, value: str, allowed: tuple[str, ...]) -> None:
-    if value not in allowed:
-        raise ValueError(f"{key} must be one of {', '.join(allowed)}, got {value!r}")
 
 
 @dataclass(frozen=True)
@@ -72,8 +68,8 @@ class DetectionSettings:
     detections_per_img_ties: str = "keep"
 
     def __post_init__(self) -> None:
-        _check_choice("MODEL.FCOS.INFERENCE_TH_ON", self.threshold_on, THRESHOLD_ON)
-        _check_choice(
+        check_choice("MODEL.FCOS.INFERENCE_TH_ON", self.threshold_on, THRESHOLD_ON)
+        check_choice(
             "TEST.DETECTIONS_PER_IMG_TIES", self.detections_per_img_ties, DETECTIONS_PER_IMG_TIES
         )
         check_box_convention(self.box_convention)
@@ -93,13 +89,13 @@ class DetectionSettings:
         )
 
 
-def decode_boxes(locations: Tensor, reg: Tensor) -> Tensor:
+def decode_boxes(locations: Tensor, box_regression: Tensor) -> Tensor:
     """Boxes from locations Tensor[K, 2] (x, y) and (l, t, r, b) distances Tensor[K, 4].
 
     Returns:
         Tensor[K, 4] xyxy (no offset in either convention: the original decodes this way).
     """
-    return torch.cat((locations - reg[:, :2], locations + reg[:, 2:]), dim=1)
+    return torch.cat((locations - box_regression[:, :2], locations + box_regression[:, 2:]), dim=1)
 
 
 def clip_boxes(boxes: Tensor, height: int | Tensor, width: int | Tensor, convention: str) -> Tensor:
@@ -189,7 +185,7 @@ def cap_detections(scores: Tensor, max_detections: int, ties: str) -> Tensor:
         return torch.ones_like(scores, dtype=torch.bool)
     if ties == "cut":
         return torch.arange(scores.shape[0], device=scores.device) < max_detections
-    _check_choice("TEST.DETECTIONS_PER_IMG_TIES", ties, DETECTIONS_PER_IMG_TIES)
+    check_choice("TEST.DETECTIONS_PER_IMG_TIES", ties, DETECTIONS_PER_IMG_TIES)
     floor = scores.new_full((max_detections,), float("-inf"))
     threshold = torch.cat((scores, floor))[max_detections - 1]  # -inf when D < max_detections
     return scores >= threshold

@@ -14,17 +14,15 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
+from fcos_core.config.checks import check_choice
+
 # MODEL.FCOS.LOCATION_OFFSET -> offset of cell (0, 0) from the image origin, given the stride s.
 LOCATION_OFFSETS = {"half_stride": lambda s: s // 2, "zero": lambda s: 0}
 
 
 def check_location_offset(offset: str) -> None:
     """Raise a ValueError naming MODEL.FCOS.LOCATION_OFFSET for an unknown offset."""
-    if offset not in LOCATION_OFFSETS:
-        raise ValueError(
-            f"MODEL.FCOS.LOCATION_OFFSET must be one of {', '.join(LOCATION_OFFSETS)}, "
-            f"got {offset!r}"
-        )
+    check_choice("MODEL.FCOS.LOCATION_OFFSET", offset, LOCATION_OFFSETS)
 
 
 def compute_locations_per_level(

@@ -16,7 +16,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
-import torch.distributed as dist
 from torch import Tensor, nn
 from yacs.config import CfgNode
 
@@ -27,15 +26,7 @@ from fcos_core.modeling.fcos.targets import (
     prepare_targets,
 )
 from fcos_core.structures import BoxList
-
-
-def all_reduce_mean(tensor: Tensor) -> Tensor:
-    """Average of ``tensor`` over processes (itself when not distributed); no gradient."""
-    tensor = tensor.detach().clone()
-    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
-        dist.all_reduce(tensor)
-        tensor = tensor / dist.get_world_size()
-    return tensor
+from fcos_core.utils.comm import all_reduce_mean
 
 
 def flatten_levels(per_level: Sequence[Tensor]) -> Tensor:
@@ -155,7 +146,7 @@ class FCOSLossComputation:
     def losses(
         self,
         cls_logits: Tensor,
-        reg_pred: Tensor,
+        box_regression: Tensor,
         ctr_logits: Tensor,
         labels: Tensor,
         reg_targets: Tensor,
@@ -163,14 +154,15 @@ class FCOSLossComputation:
         """Losses from flattened predictions and targets.
 
         Args:
-            cls_logits: Tensor[N * R, C]. reg_pred: Tensor[N * R, 4]. ctr_logits: Tensor[N * R].
+            cls_logits: Tensor[N * R, C]. box_regression: Tensor[N * R, 4].
+            ctr_logits: Tensor[N * R].
             labels: Tensor[N * R] int64, 0 = background. reg_targets: Tensor[N * R, 4].
 
         Returns:
             dict with "loss_cls", "loss_reg", "loss_centerness".
         """
         pos_inds = torch.nonzero(labels > 0).squeeze(1)  # (P,)
-        reg_pred, reg_targets = reg_pred[pos_inds], reg_targets[pos_inds]  # (P, 4)
+        box_regression, reg_targets = box_regression[pos_inds], reg_targets[pos_inds]  # (P, 4)
         ctr_logits = ctr_logits[pos_inds]  # (P,)
         ctr_targets = compute_centerness_targets(reg_targets)  # (P,)
         stats = all_reduce_mean(
@@ -181,6 +173,8 @@ class FCOSLossComputation:
         ctr_sum = torch.where(stats[1] > 0, stats[1], torch.ones_like(stats[1]))
         # Losses are summed in float32 even when the head ran in float16/bfloat16 (AMP).
         loss_cls = self.cls_loss_func(cls_logits.float(), labels.int()) / num_pos
-        loss_reg = self.box_reg_loss_func(reg_pred.float(), reg_targets, ctr_targets) / ctr_sum
+        loss_reg = (
+            self.box_reg_loss_func(box_regression.float(), reg_targets, ctr_targets) / ctr_sum
+        )
         loss_ctr = self.centerness_loss_func(ctr_logits.float(), ctr_targets) / num_pos
         return {"loss_cls": loss_cls, "loss_reg": loss_reg, "loss_centerness": loss_ctr}

@@ -156,8 +156,10 @@ class FCOSPostProcessor(nn.Module):
             N BoxLists (xyxy, size (width, height)) with fields "scores" and "labels" (1..C).
         """
         per_level = [
-            self.forward_for_single_feature_map(loc, cls, reg, ctr, image_sizes)
-            for loc, cls, reg, ctr in zip(locations, box_cls, box_regression, centerness)
+            self.forward_for_single_feature_map(loc, cls, box_regression_l, ctr, image_sizes)
+            for loc, cls, box_regression_l, ctr in zip(
+                locations, box_cls, box_regression, centerness
+            )
         ]
         boxlists = [cat_boxlist(list(per_image)) for per_image in zip(*per_level)]
         if self.bbox_aug_enabled:
@@ -176,11 +178,13 @@ class FCOSPostProcessor(nn.Module):
         """Candidates of one level for every image (see ``forward`` for the shapes)."""
         n, c = box_cls.shape[:2]
         logits = box_cls.permute(0, 2, 3, 1).reshape(n, -1, c)  # (N, R_l, C)
-        reg = box_regression.permute(0, 2, 3, 1).reshape(n, -1, 4)  # (N, R_l, 4)
+        box_regression = box_regression.permute(0, 2, 3, 1).reshape(n, -1, 4)  # (N, R_l, 4)
         ctr = centerness.permute(0, 2, 3, 1).reshape(n, -1)  # (N, R_l)
         settings, out = self.settings, []
         for i, (height, width) in enumerate(image_sizes):
-            found = level_candidates(settings, locations, logits[i], reg[i], ctr[i], height, width)
+            found = level_candidates(
+                settings, locations, logits[i], box_regression[i], ctr[i], height, width
+            )
             size = (int(width), int(height))
             out.append(detections_to_boxlist(size, *found, convention=settings.box_convention))
         return out

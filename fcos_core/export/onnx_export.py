@@ -39,7 +39,8 @@ import torch
 from torch import Tensor, nn
 from yacs.config import CfgNode
 
-from fcos_core.data.coco_classes import COCO_CLASS_NAMES
+from fcos_core.config.checks import check_choice
+from fcos_core.data.coco_classes import BACKGROUND_NAME, default_class_names
 from fcos_core.modeling.fcos.inference_core import (
     DetectionSettings,
     level_candidates,
@@ -69,9 +70,9 @@ def level_names(strides: Sequence[int]) -> list[str]:
 
 
 def head_output_names(strides: Sequence[int]) -> list[str]:
-    """Output names of the "head" graph: all cls_logits, then bbox_reg, then centerness."""
+    """Output names of the "head" graph: all cls_logits, then box_regression, then centerness."""
     names = level_names(strides)
-    return [f"{kind}_{n}" for kind in ("cls_logits", "bbox_reg", "centerness") for n in names]
+    return [f"{kind}_{n}" for kind in ("cls_logits", "box_regression", "centerness") for n in names]
 
 
 @dataclass(frozen=True)
@@ -143,8 +144,8 @@ class HeadGraph(nn.Module):
 
     def forward(self, images: Tensor) -> tuple[Tensor, ...]:
         """images Tensor[N, 3, H, W] -> (cls_logits_l..., bbox_reg_l..., centerness_l...)."""
-        logits, bbox_reg, centerness = self.head(self.backbone(images))
-        return (*logits, *bbox_reg, *centerness)
+        logits, box_regression, centerness = self.head(self.backbone(images))
+        return (*logits, *box_regression, *centerness)
 
 
 class DetectorGraph(nn.Module):
@@ -179,12 +180,18 @@ class DetectorGraph(nn.Module):
         return select_detections(self.post.detection, boxes, scores, labels)
 
     def _level_candidates(
-        self, logits: Tensor, reg: Tensor, ctr: Tensor, level: int, height: int, width: int
+        self,
+        logits: Tensor,
+        box_regression: Tensor,
+        ctr: Tensor,
+        level: int,
+        height: int,
+        width: int,
     ) -> tuple[Tensor, Tensor, Tensor]:
         """Best candidates of one level: clipped boxes [K_l, 4], scores [K_l], labels [K_l].
 
         Args:
-            logits: Tensor[1, C, H_l, W_l]. reg: Tensor[1, 4, H_l, W_l] pixel distances.
+            logits: Tensor[1, C, H_l, W_l]. box_regression: Tensor[1, 4, H_l, W_l] pixel distances.
             ctr: Tensor[1, 1, H_l, W_l]. level: index into the strides. height, width: the
             un-padded image size the boxes are clipped to.
         """
@@ -197,7 +204,7 @@ class DetectorGraph(nn.Module):
             self.post.detection,
             locations,
             logits[0].permute(1, 2, 0).reshape(-1, num_classes),  # (R_l, C)
-            reg[0].permute(1, 2, 0).reshape(-1, 4),  # (R_l, 4)
+            box_regression[0].permute(1, 2, 0).reshape(-1, 4),  # (R_l, 4)
             ctr[0].permute(1, 2, 0).reshape(-1),  # (R_l,)
             height,
             width,
@@ -247,8 +254,7 @@ def choose_opset(model: nn.Module, opset: int | None) -> int:
 
 def build_export_module(model: nn.Module, cfg: CfgNode, mode: str = "detector") -> nn.Module:
     """The module traced for ``mode`` ("detector" or "head"), wrapping ``model`` (eval, CPU)."""
-    if mode not in EXPORT_MODES:
-        raise ValueError(f"ONNX export mode must be one of {', '.join(EXPORT_MODES)}, got {mode!r}")
+    check_choice("ONNX export mode", mode, EXPORT_MODES)
     model = model.eval().cpu()
     if mode == "head":
         return HeadGraph(model).eval()
@@ -333,13 +339,6 @@ def export_onnx(
     return path
 
 
-def default_class_names(num_classes: int) -> list[str]:
-    """Names of labels 0..C for MODEL.FCOS.NUM_CLASSES = C + 1 (COCO names when C is 80)."""
-    if num_classes == len(COCO_CLASS_NAMES):
-        return list(COCO_CLASS_NAMES)
-    return ["__background__"] + [f"class_{k}" for k in range(1, num_classes)]
-
-
 def export_metadata(
     cfg: CfgNode, mode: str, class_names: Sequence[str] | None = None
 ) -> dict[str, str]:
@@ -348,7 +347,12 @@ def export_metadata(
     Keys: ``fcos_mode``, ``min_size_test``, ``max_size_test``, ``size_divisibility``,
     ``class_names`` (JSON list, index = label) and ``levels`` (JSON list, "head" outputs).
     """
-    names = list(class_names) if class_names else default_class_names(cfg.MODEL.FCOS.NUM_CLASSES)
+    num_labels = cfg.MODEL.FCOS.NUM_CLASSES  # background + C classes
+    names = (
+        list(class_names)
+        if class_names
+        else [BACKGROUND_NAME, *default_class_names(num_labels - 1)]
+    )
     if len(names) != cfg.MODEL.FCOS.NUM_CLASSES:
         raise ValueError(
             f"class_names must list MODEL.FCOS.NUM_CLASSES = {cfg.MODEL.FCOS.NUM_CLASSES} names "

@@ -22,6 +22,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import torch
+from yacs.config import CfgNode
 
 PASS, FAIL, SKIP = "PASS", "FAIL", "SKIP"
 NMS_SETS = 300
@@ -265,12 +266,12 @@ def training_config(config_file: str, device: str, amp: str) -> Any:
     return cfg
 
 
-def syncbn_applies(cfg: Any) -> bool:
+def syncbn_applies(cfg: CfgNode) -> bool:
     """SyncBatchNorm is converted for the CUDA runs of the syncbn configs (it needs CUDA)."""
     return cfg.MODEL.USE_SYNCBN and torch.device(cfg.MODEL.DEVICE).type == "cuda"
 
 
-def train_steps(cfg: Any, size: tuple[int, int], batch: int, steps: int, ddp: bool) -> str:
+def train_steps(cfg: CfgNode, size: tuple[int, int], batch: int, steps: int, ddp: bool) -> str:
     """``steps`` optimisation steps as ``fcos_core.engine.trainer`` takes them; returns the value
     column (median step time, peak memory, scale). Raises on a non-finite loss or no update."""
     from fcos_core.engine.amp import amp_dtype, autocast, make_grad_scaler

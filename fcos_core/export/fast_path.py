@@ -31,6 +31,7 @@ import torch
 from torch import Tensor, nn
 from yacs.config import CfgNode
 
+from fcos_core.config.checks import check_choice
 from fcos_core.layers.misc import FrozenBatchNorm2d
 from fcos_core.structures.bounding_box import BoxList
 from fcos_core.structures.image_list import ImageList, to_image_list
@@ -206,11 +207,7 @@ def prepare_fast_inference(
         autocast = cfg.TEST.FAST_PATH_AUTOCAST if cfg is not None else ""
     if compiled is None:
         compiled = bool(cfg.TEST.FAST_PATH_COMPILE) if cfg is not None else False
-    if autocast not in AUTOCAST_DTYPES:
-        raise ValueError(
-            f"TEST.FAST_PATH_AUTOCAST must be one of {', '.join(map(repr, AUTOCAST_DTYPES))}, "
-            f"got {autocast!r}"
-        )
+    check_choice("TEST.FAST_PATH_AUTOCAST", autocast, AUTOCAST_DTYPES)
     if isinstance(model, nn.parallel.DistributedDataParallel):
         model = model.module
     if isinstance(model, FastInference):

@@ -3,11 +3,7 @@
 from __future__ import annotations
 
 import re
-import subprocess
-import sys
-from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 # Rows --quick --fast-autocast bf16 must print, and whether each has a torchvision column.
 EXPECTED_ROWS = {
     "inference fp32 b1 128x192": True,
@@ -21,20 +17,13 @@ EXPECTED_ROWS = {
 NUMBER = r"\d+\.\d"
 
 
-def test_bench_model_quick_prints_a_row_per_measurement():
-    result = subprocess.run(
-        [sys.executable, "benchmarks/bench_model.py", "--quick", "--fast-autocast", "bf16"],
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    lines = result.stdout.splitlines()
+def test_bench_model_quick_prints_a_row_per_measurement(run_benchmark):
+    lines = run_benchmark("bench_model.py", "--quick", "--fast-autocast", "bf16")
+    stdout = "\n".join(lines)
     assert any(line.startswith("| measurement | ours min / median |") for line in lines)
     rows = {line.split(" | ")[0][2:]: line for line in lines if line.startswith("| ")}
     for name, has_theirs in EXPECTED_ROWS.items():
-        assert name in rows, f"row {name!r} missing from:\n{result.stdout}"
+        assert name in rows, f"row {name!r} missing from:\n{stdout}"
         cells = [c.strip() for c in rows[name].strip("|").split("|")]
         assert len(cells) == 5, rows[name]
         assert re.match(f"{NUMBER}+ / {NUMBER}+ (ms|MiB)$", cells[1]), rows[name]

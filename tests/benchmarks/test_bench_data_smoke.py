@@ -3,27 +3,16 @@
 from __future__ import annotations
 
 import re
-import subprocess
-import sys
-from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 RATE = r"(\d+\.\d) img/s"
 
 
-def test_bench_data_quick_prints_positive_rates_and_workers_needed():
-    result = subprocess.run(
-        [sys.executable, "benchmarks/bench_data.py", "--quick"],
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    lines = result.stdout.splitlines()
+def test_bench_data_quick_prints_positive_rates_and_workers_needed(run_benchmark):
+    lines = run_benchmark("bench_data.py", "--quick")
+    stdout = "\n".join(lines)
     assert re.match(r"reference: one GPU consumes \d+\.\d images/s", lines[0]), lines[0]
     rows = [line for line in lines if line.startswith("source ")]
-    assert len(rows) == 1, result.stdout
+    assert len(rows) == 1, stdout
     # 640x480 is resized to the default 800 short side: (3, 800, 1066)
     assert rows[0].startswith("source 640x480 -> tensor (3, 800, 1066): "), rows[0]
     rates = [float(r) for r in re.findall(RATE, rows[0])]

@@ -9,10 +9,7 @@ import torch
 from torch import nn
 
 from fcos_core.config import cfg as default_cfg
-from fcos_core.layers.misc import FrozenBatchNorm2d
-from fcos_core.modeling.detector import build_detection_model
-from fcos_core.structures.image_list import to_image_list
-from fcos_core.utils.fast_path import (
+from fcos_core.export.fast_path import (
     FLOAT32_HEAD_LAYERS,
     FastInference,
     Float32,
@@ -21,6 +18,9 @@ from fcos_core.utils.fast_path import (
     keep_predictors_float32,
     prepare_fast_inference,
 )
+from fcos_core.layers.misc import FrozenBatchNorm2d
+from fcos_core.modeling.detector import build_detection_model
+from fcos_core.structures.image_list import to_image_list
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 TINY = os.path.join(ROOT, "tests", "fixtures", "engine", "tiny_fcos.yaml")

@@ -41,6 +41,7 @@ from collections.abc import Mapping
 import torch
 from torch import Tensor, nn
 
+from fcos_core.config.checks import ConfigError, one_of_message
 from fcos_core.data.coco_classes import NUM_COCO_ID_SLOTS, contiguous_to_coco_id
 from fcos_core.utils.safe_io import CheckpointLoadError
 
@@ -123,7 +124,7 @@ def class_rows(class_map: str, num_rows: int) -> list[int]:
         return list(range(1, num_rows))
     if class_map == "identity":
         return list(range(num_rows))
-    raise ValueError(f"class map must be one of {', '.join(CLASS_MAPS)}, got {class_map!r}")
+    raise ConfigError(one_of_message("class map", class_map, CLASS_MAPS))
 
 
 def target_bn_eps(model: nn.Module) -> dict[str, float]:

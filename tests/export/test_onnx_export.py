@@ -18,15 +18,15 @@ import pytest
 import torch
 
 from fcos_core.config import cfg as default_cfg
-from fcos_core.layers.dcn import ModulatedDeformConv
-from fcos_core.modeling.detector import build_detection_model
-from fcos_core.structures.image_list import to_image_list
-from fcos_core.utils.onnx_export import (
+from fcos_core.export.onnx_export import (
     DEFORM_CONV_OPSET,
     PreprocessSpec,
     export_onnx,
     head_output_names,
 )
+from fcos_core.layers.dcn import ModulatedDeformConv
+from fcos_core.modeling.detector import build_detection_model
+from fcos_core.structures.image_list import to_image_list
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 TOOL = os.path.join(ROOT, "tools", "export_onnx.py")
