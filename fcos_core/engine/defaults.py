@@ -19,7 +19,14 @@ from typing import Any
 
 from yacs.config import CfgNode
 
-from fcos_core.config.checks import ConfigError, check_values, get_value, merge_file, merge_opts
+from fcos_core.config.checks import (
+    ConfigError,
+    check_values,
+    find_config_file,
+    get_value,
+    merge_file,
+    merge_opts,
+)
 from fcos_core.config.paths_catalog import DatasetNotFoundError
 from fcos_core.data.build import load_catalog
 from fcos_core.data.evaluation.coco_eval import COCO_BACKENDS
@@ -96,6 +103,18 @@ def load_config(
     check_values(cfg, enum_choices())
     check_datasets(cfg)
     return cfg
+
+
+def load_run_config(config_file: str, opts: list[str] | None = None) -> tuple[CfgNode, str]:
+    """The config of a run (train, test, quickstart, analyze-data): ``config_file`` looked up
+    under the project root too, loaded with ``opts``, and an OUTPUT_DIR left at "." replaced by
+    ``output/<config name>``. Returns (cfg unfrozen, the config file's path)."""
+    from fcos_core.engine.run_info import apply_default_output_dir
+
+    path = find_config_file(config_file)
+    cfg = load_config(path, opts)
+    apply_default_output_dir(cfg, path)
+    return cfg, path
 
 
 def user_errors() -> tuple[type[BaseException], ...]:

@@ -39,7 +39,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> list[dict[str, Any]]:
     """Print the report of each dataset; returns what report.json holds."""
-    from fcos_core.config.checks import ConfigError, find_config_file
+    from fcos_core.config.checks import ConfigError
     from fcos_core.data.analysis import (
         boxes_per_level,
         check,
@@ -48,12 +48,9 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
         report_lines,
     )
     from fcos_core.data.analysis_plot import plot_report
-    from fcos_core.engine.defaults import load_config
-    from fcos_core.engine.run_info import apply_default_output_dir
+    from fcos_core.engine.defaults import load_run_config
 
-    config_file = find_config_file(args.config_file)
-    cfg = load_config(config_file, args.opts)
-    apply_default_output_dir(cfg, config_file)
+    cfg, config_file = load_run_config(args.config_file, args.opts)
     names = args.dataset or list(cfg.DATASETS.TRAIN)
     if not names:
         raise ConfigError("no dataset: set DATASETS.TRAIN in the config or pass --dataset NAME")

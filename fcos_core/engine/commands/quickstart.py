@@ -39,11 +39,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     import shutil
     import time
 
-    from fcos_core.config.checks import find_config_file
-    from fcos_core.engine.defaults import load_config
+    from fcos_core.engine.defaults import load_run_config
     from fcos_core.engine.launcher import setup
     from fcos_core.engine.quickstart import run_quickstart, summary
-    from fcos_core.engine.run_info import apply_default_output_dir, config_name
+    from fcos_core.engine.run_info import config_name
 
     start = time.time()
     opts = list(args.opts)
@@ -51,9 +50,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         opts += ["SOLVER.MAX_MINUTES", str(args.max_minutes)]
     if args.output_dir:
         opts += ["OUTPUT_DIR", args.output_dir]
-    config_file = find_config_file(args.config_file)
-    cfg = load_config(config_file, opts)
-    apply_default_output_dir(cfg, config_file)
+    cfg, config_file = load_run_config(args.config_file, opts)
     if args.fresh and os.path.isdir(cfg.OUTPUT_DIR):
         shutil.rmtree(cfg.OUTPUT_DIR)
     setup(cfg, local_rank=0, config_file=config_file, log_env=False)

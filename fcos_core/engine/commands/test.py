@@ -35,21 +35,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> Any:
     """Set up, build the model, load the weights, evaluate; returns the results per dataset."""
-    from fcos_core.config.checks import find_config_file
-    from fcos_core.engine.defaults import load_config
+    from fcos_core.engine.defaults import load_run_config
     from fcos_core.engine.launcher import (
         build_model,
         load_for_test,
         run_test,
         setup,
     )
-    from fcos_core.engine.run_info import apply_default_output_dir
     from fcos_core.utils.comm import get_local_rank
     from fcos_core.utils.slurm import apply_slurm_environment
 
-    config_file = find_config_file(args.config_file)
-    cfg = load_config(config_file, args.opts)
-    apply_default_output_dir(cfg, config_file)
+    cfg, config_file = load_run_config(args.config_file, args.opts)
     apply_slurm_environment()  # srun tasks: RANK, WORLD_SIZE, ... from SLURM's variables
     local_rank = get_local_rank(args.local_rank)
     distributed = setup(cfg, local_rank, config_file)

@@ -44,17 +44,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> Any:
     """Set up (process group, logging), train, evaluate; returns the trained model."""
-    from fcos_core.config.checks import find_config_file
-    from fcos_core.engine.defaults import load_config
+    from fcos_core.engine.defaults import load_run_config
     from fcos_core.engine.launcher import run_test, setup, train
-    from fcos_core.engine.run_info import apply_default_output_dir, config_name
+    from fcos_core.engine.run_info import config_name
     from fcos_core.solver.scaling import batch_mismatch_warning, config_file_batch, scale_schedule
     from fcos_core.utils.comm import get_local_rank, synchronize
     from fcos_core.utils.slurm import apply_slurm_environment
 
-    config_file = find_config_file(args.config_file)
-    cfg = load_config(config_file, args.opts)
-    apply_default_output_dir(cfg, config_file)
+    cfg, config_file = load_run_config(args.config_file, args.opts)
     notes = [scale_schedule(cfg), batch_mismatch_warning(cfg, config_file_batch(config_file))]
     apply_slurm_environment()  # srun tasks: RANK, WORLD_SIZE, ... from SLURM's variables
     local_rank = get_local_rank(args.local_rank)
