@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 import tempfile
 import time
 
@@ -25,12 +24,10 @@ import cv2
 import numpy as np
 import torch
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from fcos_core.config import cfg as default_cfg  # noqa: E402
-from fcos_core.data.collate_batch import BatchCollator  # noqa: E402
-from fcos_core.data.datasets import COCODataset, read_image  # noqa: E402
-from fcos_core.data.transforms import build_transforms  # noqa: E402
+from fcos_core.config import cfg as default_cfg
+from fcos_core.data.collate_batch import BatchCollator
+from fcos_core.data.datasets import COCODataset, read_image
+from fcos_core.data.transforms import build_transforms
 
 REFERENCE_STEP_S = 6.5 * 3600 / 90000  # FCOS README: R-50 1x trains in 6.5 h on 8 V100
 REFERENCE_IMAGES_PER_GPU = 2

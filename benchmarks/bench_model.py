@@ -30,16 +30,7 @@ from collections.abc import Callable
 
 import torch
 import torchvision
-from torch import Tensor, nn
-from torch.utils.flop_counter import FlopCounterMode
-from torchvision.models.detection.backbone_utils import _resnet_fpn_extractor
-from torchvision.ops.feature_pyramid_network import LastLevelP6P7
-from torchvision.ops.misc import FrozenBatchNorm2d
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
-
-from bench_util import (  # noqa: E402
+from bench_util import (
     Row,
     cuda_peak_mib,
     images_for,
@@ -48,15 +39,22 @@ from bench_util import (  # noqa: E402
     print_table,
     time_pair,
 )
-from fast_path_ap import agreement, matched_count, print_agreement  # noqa: E402
+from fast_path_ap import agreement, matched_count, print_agreement
+from torch import Tensor, nn
+from torch.utils.flop_counter import FlopCounterMode
+from torchvision.models.detection.backbone_utils import _resnet_fpn_extractor
+from torchvision.ops.feature_pyramid_network import LastLevelP6P7
+from torchvision.ops.misc import FrozenBatchNorm2d
 
-from fcos_core.checkpoint.torchvision_convert import convert_for_model  # noqa: E402
-from fcos_core.config import cfg as default_cfg  # noqa: E402
-from fcos_core.data.coco_classes import UNUSED_COCO_ID_SLOTS  # noqa: E402
-from fcos_core.export.fast_path import prepare_fast_inference  # noqa: E402
-from fcos_core.modeling.detector import build_detection_model  # noqa: E402
-from fcos_core.structures.bounding_box import BoxList  # noqa: E402
-from fcos_core.structures.image_list import to_image_list  # noqa: E402
+from fcos_core.checkpoint.torchvision_convert import convert_for_model
+from fcos_core.config import cfg as default_cfg
+from fcos_core.data.coco_classes import UNUSED_COCO_ID_SLOTS
+from fcos_core.export.fast_path import prepare_fast_inference
+from fcos_core.modeling.detector import build_detection_model
+from fcos_core.structures.bounding_box import BoxList
+from fcos_core.structures.image_list import to_image_list
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 CONFIG = os.path.join(ROOT, "configs", "fcos", "fcos_torchvision_R_50_FPN.yaml")
 FULL = {"infer": (800, 1216), "train": (512, 640)}

@@ -17,25 +17,23 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 from dataclasses import dataclass
 
 import torch
 from torch import nn
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
+from fcos_core.config import cfg as default_cfg
+from fcos_core.data import make_data_loader
+from fcos_core.data.evaluation import evaluate
+from fcos_core.engine.inference import compute_on_dataset
+from fcos_core.engine.launcher import load_for_test
+from fcos_core.export.fast_path import prepare_fast_inference
+from fcos_core.modeling.detector import build_detection_model
+from fcos_core.structures.bounding_box import BoxList
+from fcos_core.structures.boxlist_ops import boxlist_iou
+from fcos_core.utils.timer import Timer
 
-from fcos_core.config import cfg as default_cfg  # noqa: E402
-from fcos_core.data import make_data_loader  # noqa: E402
-from fcos_core.data.evaluation import evaluate  # noqa: E402
-from fcos_core.engine.inference import compute_on_dataset  # noqa: E402
-from fcos_core.engine.launcher import load_for_test  # noqa: E402
-from fcos_core.export.fast_path import prepare_fast_inference  # noqa: E402
-from fcos_core.modeling.detector import build_detection_model  # noqa: E402
-from fcos_core.structures.bounding_box import BoxList  # noqa: E402
-from fcos_core.structures.boxlist_ops import boxlist_iou  # noqa: E402
-from fcos_core.utils.timer import Timer  # noqa: E402
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 QUICKSTART_CONFIG = os.path.join(ROOT, "configs", "quickstart", "fcos_quickstart.yaml")
 MATCH_IOU = 0.9

@@ -15,13 +15,10 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from fcos_core.config.checks import ConfigError  # noqa: E402
-from fcos_core.engine.commands import detect  # noqa: E402
-from fcos_core.engine.defaults import run_cli  # noqa: E402
+from fcos_core.config.checks import ConfigError
+from fcos_core.engine.commands import detect
+from fcos_core.engine.defaults import run_cli
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

@@ -29,12 +29,11 @@ import tempfile
 import time
 from collections.abc import Callable
 
+import torch
+
+from fcos_core.engine.gpu_check import FAIL, PASS, SKIP, Row
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, REPO)
-
-import torch  # noqa: E402
-
-from fcos_core.engine.gpu_check import FAIL, PASS, SKIP, Row  # noqa: E402
 
 CONFIGS = os.path.join(REPO, "configs")
 R50 = os.path.join(CONFIGS, "fcos", "fcos_imprv_R_50_FPN_1x.yaml")

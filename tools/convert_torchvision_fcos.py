@@ -10,15 +10,11 @@ The code lives in `fcos_core.engine.commands.convert_torchvision` and
 from __future__ import annotations
 
 import argparse
-import os
-import sys
 from typing import Any
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from fcos_core.engine.commands import convert_torchvision as command  # noqa: E402
-from fcos_core.engine.commands import standalone_parser  # noqa: E402
-from fcos_core.engine.defaults import run_cli  # noqa: E402
+from fcos_core.engine.commands import convert_torchvision as command
+from fcos_core.engine.commands import standalone_parser
+from fcos_core.engine.defaults import run_cli
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

@@ -11,13 +11,9 @@ no code in it runs.
 from __future__ import annotations
 
 import argparse
-import os
-import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from fcos_core.engine.defaults import run_cli  # noqa: E402
-from fcos_core.utils.safe_io import CheckpointLoadError, atomic_save, load_pth  # noqa: E402
+from fcos_core.engine.defaults import run_cli
+from fcos_core.utils.safe_io import CheckpointLoadError, atomic_save, load_pth
 
 
 def main() -> None:

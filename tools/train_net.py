@@ -12,15 +12,11 @@ Training resumes from OUTPUT_DIR/last_checkpoint when it is a checkpoint of the 
 from __future__ import annotations
 
 import argparse
-import os
-import sys
 from typing import Any
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from fcos_core.engine.commands import standalone_parser  # noqa: E402
-from fcos_core.engine.commands import train as command  # noqa: E402
-from fcos_core.engine.defaults import run_cli  # noqa: E402
+from fcos_core.engine.commands import standalone_parser
+from fcos_core.engine.commands import train as command
+from fcos_core.engine.defaults import run_cli
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

@@ -141,7 +141,7 @@ def aspect_ratio_groups(dataset: Any) -> list[int]:
     return groups
 
 
-def make_batch_sampler(
+def make_batch_data_sampler(
     dataset: Any,
     sampler: Any,
     aspect_grouping: bool,
@@ -189,7 +189,7 @@ def _loader_for(
     key = "SOLVER.IMS_PER_BATCH" if is_train else "TEST.IMS_PER_BATCH"
     total = cfg.SOLVER.IMS_PER_BATCH if is_train else cfg.TEST.IMS_PER_BATCH
     sampler = DistributedSampler(dataset, world_size, rank, shuffle=is_train, seed=cfg.SEED)
-    batch_sampler = make_batch_sampler(
+    batch_sampler = make_batch_data_sampler(
         dataset,
         sampler,
         cfg.DATALOADER.ASPECT_RATIO_GROUPING,

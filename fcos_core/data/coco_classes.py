@@ -73,17 +73,6 @@ UNUSED_COCO_ID_SLOTS: tuple[int, ...] = tuple(
 )
 
 
-def class_name(label: int) -> str:
-    """Readable name of a contiguous label (0..80).
-
-    Raises:
-        ValueError: for a label outside 0..80.
-    """
-    if not 0 <= label <= NUM_COCO_CLASSES:
-        raise ValueError(f"COCO contiguous label must be in 0..{NUM_COCO_CLASSES}, got {label}")
-    return COCO_CLASS_NAMES[label]
-
-
 __all__ = [
     "BACKGROUND_NAME",
     "COCO_CATEGORIES",
@@ -91,7 +80,6 @@ __all__ = [
     "NUM_COCO_CLASSES",
     "NUM_COCO_ID_SLOTS",
     "UNUSED_COCO_ID_SLOTS",
-    "class_name",
     "coco_id_to_contiguous",
     "contiguous_to_coco_id",
 ]

@@ -127,7 +127,8 @@ def inference(
     """Detect on every image of ``data_loader.dataset`` and evaluate (on rank 0).
 
     Writes ``predictions.pth`` and the evaluator's files (``bbox.json`` for COCO) into
-    ``output_folder`` when given.
+    ``output_folder`` when given. The positional parameters are the original's; ``box_only``
+    (the original's proposal-recall evaluation, COCO only) scores the boxes class-agnostically.
 
     Returns:
         the evaluation result on rank 0 (see :func:`fcos_core.data.evaluation.evaluate`),

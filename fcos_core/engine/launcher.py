@@ -78,7 +78,7 @@ def setup(cfg: CfgNode, local_rank: int, config_file: str | None, log_env: bool 
     return distributed
 
 
-def build_model(cfg: CfgNode, distributed: bool, local_rank: int) -> nn.Module:
+def build_model(cfg: CfgNode) -> nn.Module:
     """The detector on ``cfg.MODEL.DEVICE`` (SyncBN-converted if asked)."""
     model = build_detection_model(cfg).to(torch.device(cfg.MODEL.DEVICE))
     return convert_sync_batchnorm_if_needed(model, cfg)
@@ -105,7 +105,7 @@ def train(
     Returns:
         the trained model (DDP-wrapped when distributed).
     """
-    model = build_model(cfg, distributed, local_rank)
+    model = build_model(cfg)
     optimizer = make_optimizer(cfg, model)
     scheduler = make_lr_scheduler(cfg, optimizer)
     scaler = make_grad_scaler(cfg, torch.device(cfg.MODEL.DEVICE).type)
@@ -158,7 +158,6 @@ def run_test(
         model = prepare_fast_inference(model, cfg)
     if torch.cuda.is_available():
         torch.cuda.empty_cache()
-    box_only = False if cfg.MODEL.FCOS_ON else cfg.MODEL.RPN_ONLY
     loaders = make_data_loader(cfg, is_train=False, is_distributed=distributed)
     results = []
     for name, loader in zip(cfg.DATASETS.TEST, loaders):
@@ -168,7 +167,7 @@ def run_test(
             else None
         )
         results.append(inference(
-            model, loader, dataset_name=name, iou_types=("bbox",), box_only=box_only,
+            model, loader, dataset_name=name, iou_types=("bbox",),
             device=cfg.MODEL.DEVICE, expected_results=cfg.TEST.EXPECTED_RESULTS,
             expected_results_sigma_tol=cfg.TEST.EXPECTED_RESULTS_SIGMA_TOL, output_folder=folder,
             coco_backend=cfg.TEST.COCO_EVAL_BACKEND, tta=make_test_time_augmentation(cfg),

@@ -57,3 +57,29 @@ def test_iteration_based_batches_cycle(drop_last, num_iterations):
     sampler = IterationBasedBatchSampler(batches, num_iterations)
     assert len(sampler) == num_iterations
     assert list(sampler) == [cycle[i % len(cycle)] for i in range(num_iterations)]
+
+
+class _Sized:
+    """A dataset stand-in with the two sizes ``aspect_ratio_groups`` reads."""
+
+    def __init__(self, shapes: list[tuple[int, int]]) -> None:
+        self.shapes = shapes
+
+    def __len__(self) -> int:
+        return len(self.shapes)
+
+    def get_img_info(self, index: int) -> dict[str, int]:
+        height, width = self.shapes[index]
+        return {"height": height, "width": width}
+
+
+def test_make_batch_data_sampler_under_the_original_name():
+    from fcos_core.data.build import make_batch_data_sampler
+
+    dataset = _Sized([(10, 20), (20, 10), (10, 20), (20, 10), (10, 20)])  # landscape 0, 2, 4
+    grouped = make_batch_data_sampler(dataset, SequentialSampler(dataset), True, 2)
+    assert list(grouped) == [[0, 2], [1, 3], [4]]
+    # num_iters: iteration-based, cycling the plain batches; start_iter resumes where an
+    # uninterrupted run would be (the original restarted the cycle there: resume was not exact)
+    cycled = make_batch_data_sampler(dataset, SequentialSampler(dataset), False, 2, 5, 2)
+    assert list(cycled) == [[4], [0, 1], [2, 3]]

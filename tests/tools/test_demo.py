@@ -85,15 +85,9 @@ def test_demo_writes_annotated_images(tiny_env, tmp_path):
 def _load_demo_module():
     import importlib.util
 
-    sys.path.insert(0, str(REPO / "demo"))
-    try:
-        spec = importlib.util.spec_from_file_location(
-            "fcos_demo_cli", REPO / "demo" / "fcos_demo.py"
-        )
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-    finally:
-        sys.path.remove(str(REPO / "demo"))
+    spec = importlib.util.spec_from_file_location("fcos_demo_cli", REPO / "demo" / "fcos_demo.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
     return module
 
 

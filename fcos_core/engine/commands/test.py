@@ -49,6 +49,6 @@ def run(args: argparse.Namespace) -> Any:
     apply_slurm_environment()  # srun tasks: RANK, WORLD_SIZE, ... from SLURM's variables
     local_rank = get_local_rank(args.local_rank)
     distributed = setup(cfg, local_rank, config_file)
-    model = build_model(cfg, distributed, local_rank)
+    model = build_model(cfg)
     load_for_test(cfg, model, args.ckpt, resume=args.resume)
     return run_test(cfg, model, distributed)

@@ -7,7 +7,7 @@ from fcos_core.modeling.fcos.locations import compute_locations, compute_locatio
 from fcos_core.modeling.fcos.loss import FCOSLossComputation
 from fcos_core.modeling.fcos.module import FCOSModule
 from fcos_core.modeling.fcos.postprocess import FCOSPostProcessor
-from fcos_core.modeling.fcos.tta import FCOSTestTimeAugmentation, im_detect_bbox_aug
+from fcos_core.modeling.fcos.tta import FCOSTestTimeAugmentation
 
 __all__ = [
     "FCOSHead",
@@ -17,5 +17,4 @@ __all__ = [
     "FCOSTestTimeAugmentation",
     "compute_locations",
     "compute_locations_per_level",
-    "im_detect_bbox_aug",
 ]

@@ -172,10 +172,3 @@ def _check_images(images: Sequence[np.ndarray]) -> None:
                 f"uint8[H, W, 3] RGB arrays (the test loader gives them when BBOX_AUG.ENABLED), "
                 f"image {i} is {found}"
             )
-
-
-def im_detect_bbox_aug(
-    model: nn.Module, images: Sequence[np.ndarray], cfg: CfgNode, device: torch.device | str
-) -> list[BoxList]:
-    """Test-time-augmented detections of a batch of original images (the original's name)."""
-    return FCOSTestTimeAugmentation.from_config(cfg)(model, images, device)

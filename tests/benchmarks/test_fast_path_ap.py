@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
 
 import torch
@@ -19,16 +18,9 @@ OPTS = REGISTER + ["INPUT.MIN_SIZE_TEST", "128", "INPUT.MAX_SIZE_TEST", "128",
                    "MODEL.FCOS.INFERENCE_TH", "0.0"]  # fmt: skip
 
 
-def _fast_path_ap():
-    sys.path.insert(0, str(REPO / "benchmarks"))
-    try:
-        import fast_path_ap
-    finally:
-        sys.path.remove(str(REPO / "benchmarks"))
-    return fast_path_ap
-
-
-def test_fast_path_ap_reports_ap_and_agreement_per_variant(tiny_env, tmp_path, capsys):
+def test_fast_path_ap_reports_ap_and_agreement_per_variant(
+    tiny_env, tmp_path, capsys, benchmark_module
+):
     os.environ["FCOS_TINY_SHAPES_DIR"] = tiny_env["FCOS_TINY_SHAPES_DIR"]
     config = str(FIXTURES / "tiny_fcos.yaml")
     torch.manual_seed(0)
@@ -36,7 +28,7 @@ def test_fast_path_ap_reports_ap_and_agreement_per_variant(tiny_env, tmp_path, c
     with torch.no_grad():  # boxes with some extent, so IoU means something
         model.rpn.head.bbox_pred.bias.uniform_(1.0, 2.0)
     torch.save({"model": model.state_dict()}, tmp_path / "w.pth")
-    module = _fast_path_ap()
+    module = benchmark_module("fast_path_ap")
     rows = module.main(["--config-file", config, "--weights", str(tmp_path / "w.pth"),
                         "--autocast", "bf16", "--device", "cpu", *OPTS])  # fmt: skip
     assert [r.variant for r in rows] == ["fp32", "fast path (fp32)", "fast path (bf16)"]
@@ -50,10 +42,10 @@ def test_fast_path_ap_reports_ap_and_agreement_per_variant(tiny_env, tmp_path, c
     assert "| fast path (bf16) |" in out and "fp32 dets matched" in out
 
 
-def test_matched_count_needs_the_same_label_and_iou_0_9():
+def test_matched_count_needs_the_same_label_and_iou_0_9(benchmark_module):
     from fcos_core.structures.bounding_box import BoxList
 
-    module = _fast_path_ap()
+    module = benchmark_module("fast_path_ap")
     ref = BoxList(torch.tensor([[0.0, 0.0, 10.0, 10.0], [20.0, 20.0, 30.0, 30.0]]), (64, 64))
     ref.add_field("labels", torch.tensor([1, 2]))
     other = BoxList(torch.tensor([[0.0, 0.0, 10.0, 10.5], [20.0, 20.0, 30.0, 30.0]]), (64, 64))
