@@ -139,26 +139,38 @@ def _preprocess_ms(cfg, batch: ImageList, repeats: int = 3) -> float:
     return 1000 * min(times)
 
 
+def _bench_pipeline(cfg, dataset: COCODataset, count: int, in_worker: bool) -> dict[str, object]:
+    """Item rate, 1-worker loader rate, MB per batch (and the model's preprocessing time)."""
+    item = _rate(lambda i: dataset[(i % len(dataset), i)], count)
+    loader, batch = _loader_rate(dataset, count)
+    row: dict[str, object] = {"item": item, "loader_1_worker": loader, "batch": batch}
+    row["mb_per_batch"] = batch.tensors.nbytes / 2**20
+    if not in_worker:
+        row["preprocess_ms"] = _preprocess_ms(cfg, batch)
+    return row
+
+
 def bench(size: tuple[int, int], count: int) -> dict[str, object]:
-    """Decode rate, and per pipeline: item rate, 1-worker loader rate, MB per batch."""
+    """Decode rate and output shape, and one `_bench_pipeline` row per entry of PIPELINES."""
     cfg = default_cfg.clone()  # defaults: Resize 800 / max 1333, flip 0.5, BGR255 normalisation
-    result: dict[str, object] = {}
     with tempfile.TemporaryDirectory() as root:
         ann_file, image_dir = write_dataset(root, count, size)
+        datasets = {
+            name: COCODataset(
+                ann_file,
+                image_dir,
+                True,
+                transforms=build_transforms(cfg, is_train=True, normalize_in_worker=in_worker),
+            )
+            for name, in_worker in PIPELINES.items()
+        }
+        first = next(iter(datasets.values()))
+        result: dict[str, object] = {
+            "decode": _rate(lambda i: read_image(first.image_path(i % len(first))), count),
+            "out_shape": tuple(first[(0, 0)][0].shape),
+        }
         for name, in_worker in PIPELINES.items():
-            transforms = build_transforms(cfg, is_train=True, normalize_in_worker=in_worker)
-            dataset = COCODataset(ann_file, image_dir, True, transforms=transforms)
-            if "decode" not in result:
-                path = dataset.image_path
-                result["decode"] = _rate(lambda i: read_image(path(i % len(dataset))), count)
-                result["out_shape"] = tuple(dataset[(0, 0)][0].shape)
-            item = _rate(lambda i: dataset[(i % len(dataset), i)], count)
-            loader, batch = _loader_rate(dataset, count)
-            row = {"item": item, "loader_1_worker": loader, "batch": batch}
-            row["mb_per_batch"] = batch.tensors.nbytes / 2**20
-            if not in_worker:
-                row["preprocess_ms"] = _preprocess_ms(cfg, batch)
-            result[name] = row
+            result[name] = _bench_pipeline(cfg, datasets[name], count, in_worker)
     return result
 
 
