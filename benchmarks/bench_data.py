@@ -2,9 +2,13 @@
 
 Measures, on COCO-like JPEGs (photo-like content, quality 90), images per second for
   1. decoding only (`read_image`),
-  2. the full training item: decode + Resize(800, max 1333) + flip + ToTensor + Normalize,
+  2. the full training item: decode + Resize(800, max 1333) + flip + the tensor step,
   3. a DataLoader with 1 worker, batch 2, collation into a padded ImageList,
-and compares with what one GPU consumes in training. The reference is derived from the original
+for two pipelines in the same run: the original one (ToTensor + Normalize in the worker, float32
+batches: `build_transforms(..., normalize_in_worker=True)`) and today's (ToUint8Tensor, uint8
+batches that the model normalises on its device), with the MB of each batch (what the
+host-to-device copy moves) and, for uint8, the model's preprocessing of one batch on this CPU.
+It compares with what one GPU consumes in training. The reference is derived from the original
 FCOS README: R-50 1x (90k iterations, 16 images per batch on 8 V100) trains in 6.5 h, i.e.
 0.26 s per iteration with 2 images per GPU, so one GPU consumes ~7.7 images/s.
 
@@ -28,9 +32,17 @@ from fcos_core.config import cfg as default_cfg
 from fcos_core.data.collate_batch import BatchCollator
 from fcos_core.data.datasets import COCODataset, read_image
 from fcos_core.data.transforms import build_transforms
+from fcos_core.modeling.preprocess import ImagePreprocessor
+from fcos_core.structures.image_list import ImageList
 
 REFERENCE_STEP_S = 6.5 * 3600 / 90000  # FCOS README: R-50 1x trains in 6.5 h on 8 V100
 REFERENCE_IMAGES_PER_GPU = 2
+LOADER_BATCH = 2  # images per DataLoader batch
+# Pipeline name -> build_transforms(normalize_in_worker=...).
+PIPELINES = {
+    "float32, normalised in the worker (before)": True,
+    "uint8, normalised by the model (now)": False,
+}
 
 
 def _photo_like(rng: np.random.Generator, width: int, height: int) -> np.ndarray:
@@ -97,41 +109,79 @@ def _rate(fn, count: int) -> float:
     return count / (time.perf_counter() - start)
 
 
-def _loader_rate(dataset: COCODataset, count: int) -> float:
-    batches = [[(i % len(dataset), i) for i in range(b, b + 2)] for b in range(0, count, 2)]
+def _loader_rate(dataset: COCODataset, count: int) -> tuple[float, ImageList]:
+    """(images/s of a 1-worker DataLoader in the steady state, its first batch)."""
+    batches = [
+        [(i % len(dataset), i) for i in range(b, b + LOADER_BATCH)]
+        for b in range(0, count, LOADER_BATCH)
+    ]
     loader = torch.utils.data.DataLoader(
         dataset, batch_sampler=batches, num_workers=1, collate_fn=BatchCollator(32)
     )
     iterator = iter(loader)
-    next(iterator)  # worker start-up is not part of the steady state
+    first, _, _ = next(iterator)  # worker start-up is not part of the steady state
     start = time.perf_counter()
     n = sum(len(ids) for _, _, ids in iterator)
-    return n / (time.perf_counter() - start)
+    return n / (time.perf_counter() - start), first
 
 
-def bench(size: tuple[int, int], count: int) -> dict[str, float]:
+def _preprocess_ms(cfg, batch: ImageList, repeats: int = 3) -> float:
+    """Milliseconds of the model's preprocessing of ``batch`` on this CPU (best of repeats)."""
+    preprocess = ImagePreprocessor.from_config(cfg)
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        preprocess(batch)
+        times.append(time.perf_counter() - start)
+    return 1000 * min(times)
+
+
+def _bench_pipeline(cfg, dataset: COCODataset, count: int, in_worker: bool) -> dict[str, object]:
+    """Item rate, 1-worker loader rate, MB per batch (and the model's preprocessing time)."""
+    item = _rate(lambda i: dataset[(i % len(dataset), i)], count)
+    loader, batch = _loader_rate(dataset, count)
+    row: dict[str, object] = {"item": item, "loader_1_worker": loader, "batch": batch}
+    row["mb_per_batch"] = batch.tensors.nbytes / 2**20
+    if not in_worker:
+        row["preprocess_ms"] = _preprocess_ms(cfg, batch)
+    return row
+
+
+def bench(size: tuple[int, int], count: int) -> dict[str, object]:
+    """Decode rate and output shape, and one `_bench_pipeline` row per entry of PIPELINES."""
     cfg = default_cfg.clone()  # defaults: Resize 800 / max 1333, flip 0.5, BGR255 normalisation
     with tempfile.TemporaryDirectory() as root:
         ann_file, image_dir = write_dataset(root, count, size)
-        dataset = COCODataset(
-            ann_file, image_dir, True, transforms=build_transforms(cfg, is_train=True)
-        )
-        decode = _rate(lambda i: read_image(dataset.image_path(i % len(dataset))), count)
-        item = _rate(lambda i: dataset[(i % len(dataset), i)], count)
-        loader = _loader_rate(dataset, count)
-        out_shape = tuple(dataset[(0, 0)][0].shape)
-    return {"decode": decode, "item": item, "loader_1_worker": loader, "out_shape": out_shape}
+        datasets = {
+            name: COCODataset(
+                ann_file,
+                image_dir,
+                True,
+                transforms=build_transforms(cfg, is_train=True, normalize_in_worker=in_worker),
+            )
+            for name, in_worker in PIPELINES.items()
+        }
+        first = next(iter(datasets.values()))
+        result: dict[str, object] = {
+            "decode": _rate(lambda i: read_image(first.image_path(i % len(first))), count),
+            "out_shape": tuple(first[(0, 0)][0].shape),
+        }
+        for name, in_worker in PIPELINES.items():
+            result[name] = _bench_pipeline(cfg, datasets[name], count, in_worker)
+    return result
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="few small images: a smoke test")
-    parser.add_argument("--count", type=int, default=60, help="images per measurement")
+    parser.add_argument(
+        "--count", type=int, default=None, help="images per measurement (default 60; --quick: 6)"
+    )
     args = parser.parse_args()
     torch.set_num_threads(1)
     cv2.setNumThreads(1)
     sizes = [(640, 480)] if args.quick else [(640, 480), (1333, 800)]
-    count = 6 if args.quick else args.count
+    count = args.count or (6 if args.quick else 60)
     needed = REFERENCE_IMAGES_PER_GPU / REFERENCE_STEP_S
     print(
         f"reference: one GPU consumes {needed:.1f} images/s ({REFERENCE_IMAGES_PER_GPU} images per "
@@ -140,12 +190,23 @@ def main() -> None:
     for size in sizes:
         r = bench(size, count)
         print(
-            f"source {size[0]}x{size[1]} -> tensor {r['out_shape']}: "
-            f"decode {r['decode']:.1f} img/s | "
-            f"decode+augment {r['item']:.1f} img/s ({1000 / r['item']:.1f} ms/img) | "
-            f"DataLoader 1 worker {r['loader_1_worker']:.1f} img/s | workers needed per GPU: "
-            f"{int(np.ceil(needed / r['loader_1_worker']))}"
+            f"source {size[0]}x{size[1]} -> tensor {r['out_shape']}: decode {r['decode']:.1f} img/s"
         )
+        for name in PIPELINES:
+            p = r[name]
+            batch = p["batch"]
+            extra = (
+                f" | model preprocessing on this CPU {p['preprocess_ms']:.1f} ms/batch"
+                if "preprocess_ms" in p
+                else ""
+            )
+            print(
+                f"  {name}: decode+augment {p['item']:.1f} img/s ({1000 / p['item']:.1f} ms/img) | "
+                f"DataLoader 1 worker {p['loader_1_worker']:.1f} img/s | "
+                f"{p['mb_per_batch']:.1f} MB/batch ({batch.tensors.dtype}, "
+                f"{tuple(batch.tensors.shape)}) | workers needed per GPU: "
+                f"{int(np.ceil(needed / p['loader_1_worker']))}{extra}"
+            )
 
 
 if __name__ == "__main__":

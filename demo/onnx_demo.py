@@ -6,7 +6,7 @@ Needs only numpy, opencv-python and onnxruntime (no torch)::
         --output fcos.onnx MODEL.WEIGHT models/fcos_torchvision_R_50_FPN.pth
     python demo/onnx_demo.py --model fcos.onnx --image street.jpg --output street_dets.jpg
 
-The graph (``--mode detector`` of tools/export_onnx.py) takes one RGB image with values 0..255
+The graph (``--mode detector`` of tools/export_onnx.py) takes one uint8 RGB image (0..255)
 resized so that its shorter side is INPUT.MIN_SIZE_TEST (longer side at most MAX_SIZE_TEST), both
 stored in the file's metadata, and returns boxes (xyxy, resized-image pixels), scores and
 contiguous labels; this script resizes, runs, maps boxes back to the original image and draws.
@@ -73,7 +73,7 @@ def detect(
     rgb = cv2.cvtColor(image_bgr, cv2.COLOR_BGR2RGB)
     if (out_h, out_w) != (height, width):
         rgb = cv2.resize(rgb, (out_w, out_h), interpolation=cv2.INTER_LINEAR)
-    tensor = rgb.astype(np.float32).transpose(2, 0, 1)[None]  # (1, 3, H, W), 0..255
+    tensor = np.ascontiguousarray(rgb.transpose(2, 0, 1)[None])  # (1, 3, H, W) uint8
     boxes, scores, labels = session.run(None, {"image": tensor})
     boxes = boxes * np.array([width / out_w, height / out_h] * 2, dtype=np.float32)
     return boxes, scores, labels

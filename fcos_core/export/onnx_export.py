@@ -7,10 +7,11 @@ Two graphs can be written (``mode``):
   Outputs, for each level l of P3..P7 (named ``p3``..``p7`` after log2 of the stride):
   ``cls_logits_pl`` [N, C, H_l, W_l], ``bbox_reg_pl`` [N, 4, H_l, W_l] (l, t, r, b distances in
   input pixels, as the model's head gives them in eval) and ``centerness_pl`` [N, 1, H_l, W_l].
-- ``"detector"`` (default): the complete detector for one image. Input ``image`` float32
-  [1, 3, H, W]: an RGB image with values 0..255, already resized to the test size (H and W are
-  dynamic). The graph does the normalisation of the data pipeline, zero-pads to
-  DATALOADER.SIZE_DIVISIBILITY, runs backbone and head, and the FCOS post-processing of
+- ``"detector"`` (default): the complete detector for one image. Input ``image`` uint8
+  [1, 3, H, W]: an RGB image (0..255), already resized to the test size (H and W are dynamic),
+  what the data pipeline ships. The graph normalises it with the model's own preprocessing
+  (`fcos_core.modeling.preprocess.ImagePreprocessor`: INPUT.PIXEL_MEAN/STD, TO_BGR255), zero-pads
+  to DATALOADER.SIZE_DIVISIBILITY, runs backbone and head, and the FCOS post-processing of
   `fcos_core.modeling.fcos.inference_core`, the same functions eager inference calls (threshold,
   top-k per level, decoding, clipping, class-aware NMS, best DETECTIONS_PER_IMG, all in
   MODEL.BOX_CONVENTION). Outputs ``boxes`` float32 [K, 4] (xyxy, in the
@@ -55,8 +56,6 @@ DEFAULT_OPSET = 17
 DEFORM_CONV_OPSET = 19
 # Graph kinds that can be exported.
 EXPORT_MODES = ("detector", "head")
-# Pixel range of the detector graph's input (what ToTensor divides by).
-PIXEL_RANGE = 255.0
 # Padding multiple used when DATALOADER.SIZE_DIVISIBILITY is 0 (the coarsest stride needs it
 # only for exact equality with a padded batch; the FPN itself accepts any size).
 DEFAULT_SIZE_DIVISIBILITY = 32
@@ -100,30 +99,16 @@ class PostProcessSpec:
 
 @dataclass(frozen=True)
 class PreprocessSpec:
-    """Input normalisation: INPUT.PIXEL_MEAN/STD/TO_BGR255 and DATALOADER.SIZE_DIVISIBILITY."""
+    """Padding of the detector graph's input: DATALOADER.SIZE_DIVISIBILITY (the normalisation is
+    the model's own `ImagePreprocessor`)."""
 
-    pixel_mean: tuple[float, float, float]
-    pixel_std: tuple[float, float, float]
-    to_bgr255: bool
     size_divisibility: int
 
     @classmethod
     def from_config(cls, cfg: CfgNode) -> PreprocessSpec:
         return cls(
-            pixel_mean=tuple(cfg.INPUT.PIXEL_MEAN),
-            pixel_std=tuple(cfg.INPUT.PIXEL_STD),
-            to_bgr255=bool(cfg.INPUT.TO_BGR255),
             size_divisibility=int(cfg.DATALOADER.SIZE_DIVISIBILITY) or DEFAULT_SIZE_DIVISIBILITY,
         )
-
-    def normalize(self, image: Tensor) -> Tensor:
-        """RGB 0..255 Tensor[N, 3, H, W] -> the network's input, as the data pipeline does it."""
-        x = image / PIXEL_RANGE  # ToTensor: RGB in [0, 1]
-        if self.to_bgr255:
-            x = x.flip(1) * PIXEL_RANGE  # BGR in [0, 255]
-        mean = torch.tensor(self.pixel_mean, dtype=x.dtype).view(1, 3, 1, 1)
-        std = torch.tensor(self.pixel_std, dtype=x.dtype).view(1, 3, 1, 1)
-        return (x - mean) / std
 
     def pad(self, x: Tensor) -> Tensor:
         """Zero-pad bottom/right of Tensor[N, 3, H, W] to multiples of size_divisibility."""
@@ -149,11 +134,11 @@ class HeadGraph(nn.Module):
 
 
 class DetectorGraph(nn.Module):
-    """Pre-processing + backbone + head + FCOS post-processing for one RGB 0..255 image.
+    """Pre-processing + backbone + head + FCOS post-processing for one uint8 RGB image.
 
     Args:
-        model: a built detector (``.backbone``, ``.rpn.head``), in eval mode.
-        preprocess: normalisation and padding of the data pipeline.
+        model: a built detector (``.preprocess``, ``.backbone``, ``.rpn.head``), in eval mode.
+        preprocess: padding of the batch (the normalisation is ``model.preprocess``).
         postprocess: settings of the post-processor.
     """
 
@@ -161,14 +146,23 @@ class DetectorGraph(nn.Module):
         self, model: nn.Module, *, preprocess: PreprocessSpec, postprocess: PostProcessSpec
     ) -> None:
         super().__init__()
+        if getattr(model, "preprocess", None) is None:
+            raise ValueError(
+                "the detector graph needs a model with its input preprocessing (model.preprocess, "
+                "built by build_detection_model)"
+            )
+        self.preprocess = model.preprocess
         self.net = HeadGraph(model)
         self.pre = preprocess
         self.post = postprocess
 
     def forward(self, image: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        """image Tensor[1, 3, H, W] (RGB, 0..255) -> boxes [K, 4], scores [K], labels [K]."""
+        """image uint8 Tensor[1, 3, H, W] (RGB) -> boxes [K, 4], scores [K], labels [K].
+
+        Normalised, then zero-padded: the padding is 0 after normalisation, as in eager mode.
+        """
         height, width = image.shape[-2:]
-        outputs = self.net(self.pre.pad(self.pre.normalize(image)))
+        outputs = self.net(self.pre.pad(self.preprocess.normalize(image)))
         num_levels = len(self.post.strides)
         per_level = [
             self._level_candidates(
@@ -284,7 +278,7 @@ def sample_input(cfg: CfgNode, mode: str, size: tuple[int, int] = DEFAULT_SAMPLE
     generator = torch.Generator().manual_seed(0)
     if mode == "head":
         return torch.randn((1, 3, *size), generator=generator)
-    return torch.rand((1, 3, *size), generator=generator) * PIXEL_RANGE
+    return torch.randint(0, 256, (1, 3, *size), generator=generator, dtype=torch.uint8)
 
 
 def export_onnx(

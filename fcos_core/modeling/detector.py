@@ -14,15 +14,19 @@ from yacs.config import CfgNode
 from fcos_core.config.checks import check_choice
 from fcos_core.modeling.backbone import build_backbone
 from fcos_core.modeling.fcos import FCOSModule
+from fcos_core.modeling.preprocess import ImagePreprocessor
 from fcos_core.structures import BoxList, ImageList, to_image_list
 
 
 class GeneralizedRCNN(nn.Module):
-    """Backbone + FCOS. State-dict keys: ``backbone.body.*``, ``backbone.fpn.*``, ``rpn.head.*``.
+    """Preprocessing + backbone + FCOS. State-dict keys: ``backbone.body.*``, ``backbone.fpn.*``,
+    ``rpn.head.*`` (the preprocessing constants are non-persistent buffers).
 
     Args:
         backbone: maps Tensor[N, 3, H, W] to L feature maps (P3..P7).
         rpn: the FCOS module (head, loss, post-processor).
+        preprocess: normalises uint8 batches on the model's device (None: a batch must come
+            normalised, as floats).
         size_divisibility: padding multiple used when images come as a list of tensors.
         channels_last: run on torch.channels_last inputs (call ``.to(memory_format=...)`` on the
             model too; `build_detection_model` does).
@@ -33,10 +37,12 @@ class GeneralizedRCNN(nn.Module):
         *,
         backbone: nn.Module,
         rpn: FCOSModule,
+        preprocess: ImagePreprocessor | None = None,
         size_divisibility: int = 0,
         channels_last: bool = False,
     ) -> None:
         super().__init__()
+        self.preprocess = preprocess
         self.backbone = backbone
         self.rpn = rpn
         self.size_divisibility = size_divisibility
@@ -56,6 +62,7 @@ class GeneralizedRCNN(nn.Module):
         return cls(
             backbone=backbone,
             rpn=FCOSModule.from_config(cfg, getattr(backbone, "out_channels", None)),
+            preprocess=ImagePreprocessor.from_config(cfg),
             size_divisibility=cfg.DATALOADER.SIZE_DIVISIBILITY,
             channels_last=cfg.MODEL.CHANNELS_LAST,
         )
@@ -69,7 +76,8 @@ class GeneralizedRCNN(nn.Module):
 
         Args:
             images: an ImageList, or Tensor[3, H_i, W_i] images (batched with padding to
-                ``size_divisibility``).
+                ``size_divisibility``): uint8 RGB 0..255, normalised here (`preprocess`), or
+                floating point, already normalised (used as they are).
             targets: N BoxLists (xyxy, field "labels" in 1..C) in the input frame; required in
                 training.
 
@@ -80,14 +88,26 @@ class GeneralizedRCNN(nn.Module):
         if self.training and targets is None:
             raise ValueError("GeneralizedRCNN: targets (list of BoxList) are required in training")
         images = to_image_list(images, self.size_divisibility)
-        tensors = images.tensors
-        if self.channels_last:
-            tensors = tensors.contiguous(memory_format=torch.channels_last)
-        features = self.backbone(tensors)
+        if self.channels_last:  # before normalising: the uint8 copy is the cheap one
+            tensors = images.tensors.contiguous(memory_format=torch.channels_last)
+            images = ImageList(tensors, images.image_sizes)
+        images = self._preprocessed(images)
+        features = self.backbone(images.tensors)
         detections, losses = self.rpn(images, features, targets)
         if self.training:
             return losses
         return detections
+
+    def _preprocessed(self, images: ImageList) -> ImageList:
+        """The normalised batch; float input passes as it is, uint8 needs ``preprocess``."""
+        if self.preprocess is not None:
+            return self.preprocess(images)
+        if not images.tensors.is_floating_point():
+            raise TypeError(
+                f"GeneralizedRCNN built without preprocess takes normalised floating-point "
+                f"images, got {images.tensors.dtype}"
+            )
+        return images
 
 
 # MODEL.META_ARCHITECTURE -> detector class.

@@ -16,7 +16,9 @@ class ImageList:
     """Images of different sizes padded into one tensor.
 
     Args:
-        tensors (Tensor[N, C, H, W]): the padded batch (zero padding at the bottom/right).
+        tensors (Tensor[N, C, H, W]): the padded batch (zero padding at the bottom/right):
+            uint8 RGB 0..255 from the data pipeline (the model normalises it on its device),
+            or floating point, already normalised.
         image_sizes: per image, its (height, width) before padding.
     """
 
@@ -25,6 +27,7 @@ class ImageList:
         self.image_sizes = [(int(h), int(w)) for h, w in image_sizes]
 
     def to(self, device: torch.device | str, **kwargs) -> ImageList:
+        """The batch on ``device`` (kwargs such as ``non_blocking`` go to ``Tensor.to``)."""
         return ImageList(self.tensors.to(device, **kwargs), self.image_sizes)
 
     def pin_memory(self) -> ImageList:
@@ -45,7 +48,7 @@ def to_image_list(
 
     Args:
         tensors: an ImageList (returned as is), a Tensor[C, H, W] or Tensor[N, C, H, W], or a
-            sequence of Tensor[C, H_i, W_i].
+            sequence of Tensor[C, H_i, W_i] of one dtype (padding is 0 in that dtype).
         size_divisible: pad H and W up to multiples of this (0: no rounding).
 
     Returns:
@@ -66,6 +69,11 @@ def to_image_list(
     for i, img in enumerate(images):
         if img.ndim != 3:
             raise ValueError(f"image {i} must have shape (C, H, W), got {tuple(img.shape)}")
+        if img.dtype != images[0].dtype:
+            raise TypeError(
+                f"to_image_list: all images need one dtype, image 0 is {images[0].dtype} and "
+                f"image {i} is {img.dtype}"
+            )
     channels = images[0].shape[0]
     max_h = max(int(img.shape[1]) for img in images)
     max_w = max(int(img.shape[2]) for img in images)

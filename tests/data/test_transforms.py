@@ -13,6 +13,7 @@ from fcos_core.data.transforms import (
     RandomHorizontalFlip,
     Resize,
     ToTensor,
+    ToUint8Tensor,
     build_transforms,
     get_size,
 )
@@ -125,3 +126,24 @@ def test_build_transforms_from_config():
     image, target = _image_with_rectangles(40, 30, [[1, 1, 10, 10]])
     out, _ = test(image, target)  # the test pipeline is deterministic: no rng needed
     assert out.shape == (3, 800, 1066)
+
+
+def test_default_pipeline_ships_uint8_and_the_original_one_stays_available():
+    cfg = default_cfg.clone()
+    cfg.INPUT.MIN_SIZE_TEST, cfg.INPUT.MAX_SIZE_TEST = 30, 100
+    image, _ = _image_with_rectangles(40, 30, [[1, 1, 10, 10]])
+    uint8 = build_transforms(cfg, is_train=False)
+    assert isinstance(uint8.transforms[-1], ToUint8Tensor)
+    out, _ = uint8(image, None)
+    assert out.dtype == torch.uint8 and out.shape == (3, 30, 40)
+    assert torch.equal(out, torch.from_numpy(image).permute(2, 0, 1))
+    original = build_transforms(cfg, is_train=False, normalize_in_worker=True)
+    assert [type(t) for t in original.transforms[-2:]] == [ToTensor, Normalize]
+    assert original(image, None)[0].dtype == torch.float32
+
+
+def test_to_uint8_tensor_refuses_other_images():
+    with pytest.raises(ValueError, match=r"uint8\[H, W, 3\] RGB image, got float32\[4, 5, 3\]"):
+        ToUint8Tensor()(np.zeros((4, 5, 3), np.float32), None)
+    with pytest.raises(ValueError, match=r"got uint8\[4, 5\]"):
+        ToUint8Tensor()(np.zeros((4, 5), np.uint8), None)

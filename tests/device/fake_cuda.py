@@ -69,11 +69,18 @@ def zoo_config(config_file: str, device: str) -> Any:
     return cfg
 
 
-def fake_batch(device: str, num_classes: int) -> tuple[Any, list[BoxList]]:
-    """Two small images of different sizes (padded to 32) and two boxes each."""
-    images = to_image_list(
-        [torch.rand(3, 64, 96, device=device), torch.rand(3, 70, 80, device=device)], 32
-    )
+def fake_batch(
+    device: str, num_classes: int, dtype: torch.dtype = torch.float32
+) -> tuple[Any, list[BoxList]]:
+    """Two small images of different sizes (padded to 32) and two boxes each: normalised floats
+    (``dtype`` floating) or uint8 RGB 0..255 (``torch.uint8``, the data pipeline's batches)."""
+
+    def image(height: int, width: int) -> torch.Tensor:
+        if dtype == torch.uint8:
+            return torch.randint(0, 256, (3, height, width), dtype=dtype, device=device)
+        return torch.rand(3, height, width, dtype=dtype, device=device)
+
+    images = to_image_list([image(64, 96), image(70, 80)], 32)
     targets = []
     for size in ((96, 64), (80, 70)):
         target = BoxList(torch.tensor([[4.0, 4, 40, 30], [10, 10, 50, 60]], device=device), size)
@@ -94,18 +101,18 @@ class FakeCudaRun:
         with self.mode, torch.device(device):
             self.model = build_detection_model(self.cfg)
 
-    def train_losses(self) -> dict[str, torch.Tensor]:
+    def train_losses(self, dtype: torch.dtype = torch.float32) -> dict[str, torch.Tensor]:
         """Forward with targets (target assignment + loss); syncs start from zero."""
         self.shape_env.syncs.clear()
         with self.mode:
-            images, targets = fake_batch(self.device, self.cfg.MODEL.FCOS.NUM_CLASSES)
+            images, targets = fake_batch(self.device, self.cfg.MODEL.FCOS.NUM_CLASSES, dtype)
             self.model.train()
             return self.model(images, targets)
 
-    def detections(self) -> list[BoxList]:
+    def detections(self, dtype: torch.dtype = torch.float32) -> list[BoxList]:
         """Inference forward with post-processing; syncs start from zero."""
         self.shape_env.syncs.clear()
         with self.mode, torch.no_grad():
-            images, _ = fake_batch(self.device, self.cfg.MODEL.FCOS.NUM_CLASSES)
+            images, _ = fake_batch(self.device, self.cfg.MODEL.FCOS.NUM_CLASSES, dtype)
             self.model.eval()
             return self.model(images)

@@ -41,9 +41,9 @@ def run(request):
     return FakeCudaRun(str(REPO / FAMILIES[request.param]))
 
 
-def check_training(run: FakeCudaRun) -> None:
+def check_training(run: FakeCudaRun, dtype: torch.dtype = torch.float32) -> None:
     """Losses on CUDA; host syncs only where the loss needs one (its positive count)."""
-    losses = run.train_losses()
+    losses = run.train_losses(dtype)
     assert set(losses) == {"loss_cls", "loss_reg", "loss_centerness"}
     assert {loss.device.type for loss in losses.values()} == {"cuda"}
     assert run.shape_env.sync_files() <= TRAIN_SYNC_FILES, run.shape_env.syncs

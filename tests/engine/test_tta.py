@@ -103,9 +103,14 @@ def test_scale_pass_transforms_the_original_image(tiny_cfg):
     # 40: 40 x 60; 100 with the long side capped at 120: shorter side round(120 * 64 / 96) = 80.
     assert [b.image_sizes for b in seen] == [[(43, 64)] * 2, [(40, 60)] * 2, [(80, 120)] * 2]
     for batch, size in zip(seen[1:], (40, 100)):
+        # Passes ship uint8; the model's preprocessing gives the original's pass exactly:
+        # Resize, ToTensor, Normalize of the original image, zero padding.
+        assert batch.tensors.dtype == torch.uint8
         transform = Compose([Resize(size, 120), ToTensor(), Normalize.from_config(cfg)])
-        for tensor, image, (height, width) in zip(batch.tensors, images, batch.image_sizes):
+        normalized = model.preprocess(batch).tensors
+        for tensor, image, (height, width) in zip(normalized, images, batch.image_sizes):
             assert torch.equal(tensor[:, :height, :width], transform(image, None)[0])
+            assert tensor[:, height:].eq(0).all() and tensor[:, :, width:].eq(0).all()
 
 
 class _BrightBoxDetector(nn.Module):

@@ -130,6 +130,25 @@ def test_fast_path_gives_the_same_head_outputs_and_detections(model):
         assert torch.equal(fast.get_field("labels"), ours.get_field("labels"))
 
 
+def test_fast_path_takes_uint8_batches_as_the_model_does(model):
+    """uint8 RGB images go through the same preprocessing: the fast path on uint8 equals the
+    fast path on the model's own normalisation of them (channels_last kept throughout)."""
+    g = torch.Generator().manual_seed(3)
+    images = [torch.randint(0, 256, (3, h, w), generator=g, dtype=torch.uint8)
+              for h, w in IMAGE_SIZES]  # fmt: skip
+    fast = prepare_fast_inference(model, autocast="")
+    uint8_out, uint8_dets = _run(fast, images, fast.model.rpn.head)
+    normalized = model.preprocess(to_image_list(images, 32))
+    assert normalized.tensors.dtype == torch.float32
+    float_out, float_dets = _run(fast, normalized, fast.model.rpn.head)
+    for a, b in zip(sum(uint8_out, []), sum(float_out, [])):
+        assert torch.equal(a, b)
+    for a, b in zip(uint8_dets, float_dets, strict=True):
+        assert torch.equal(a.bbox, b.bbox) and torch.equal(
+            a.get_field("scores"), b.get_field("scores")
+        )
+
+
 def test_bf16_autocast_returns_float32_detections(model):
     fast = prepare_fast_inference(model, autocast="bf16")
     detections = fast([torch.randn(3, 256, 192)])

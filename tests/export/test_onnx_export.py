@@ -18,9 +18,9 @@ import pytest
 import torch
 
 from fcos_core.config import cfg as default_cfg
+from fcos_core.data.transforms import Compose, Normalize, ToTensor
 from fcos_core.export.onnx_export import (
     DEFORM_CONV_OPSET,
-    PreprocessSpec,
     export_onnx,
     head_output_names,
 )
@@ -132,8 +132,10 @@ def test_deformable_head_graph_matches_pytorch(tmp_path):
 
 
 def _pytorch_detections(cfg, model, image):
-    """Reference: the data pipeline's normalisation, then the model (padding in to_image_list)."""
-    normalized = PreprocessSpec.from_config(cfg).normalize(image)[0]
+    """Reference: the original pipeline's float normalisation in the worker (ToTensor,
+    Normalize), then the model on that normalised batch (zero padding in to_image_list)."""
+    hwc = image[0].permute(1, 2, 0).numpy()  # uint8 (H, W, 3) RGB, as the datasets load it
+    normalized = Compose([ToTensor(), Normalize.from_config(cfg)])(hwc, None)[0]
     with torch.no_grad():
         (det,) = model(to_image_list([normalized], cfg.DATALOADER.SIZE_DIVISIBILITY))
     order = torch.argsort(det.get_field("scores"), descending=True)
@@ -144,10 +146,10 @@ def _pytorch_detections(cfg, model, image):
 def test_detector_graph_matches_pytorch(setup, size):
     cfg, model, paths = setup
     generator = torch.Generator().manual_seed(sum(size))
-    image = torch.rand((1, 3, *size), generator=generator) * 255.0  # RGB, 0..255
-    boxes, scores, labels = ort.InferenceSession(paths["detector"]).run(
-        None, {"image": image.numpy()}
-    )
+    image = (torch.rand((1, 3, *size), generator=generator) * 255.0).round().to(torch.uint8)
+    session = ort.InferenceSession(paths["detector"])
+    assert session.get_inputs()[0].type == "tensor(uint8)"
+    boxes, scores, labels = session.run(None, {"image": image.numpy()})
     want_boxes, want_scores, want_labels = _pytorch_detections(cfg, model, image)
     assert len(want_scores) > 0
     assert labels.dtype == np.int64 and boxes.shape == (len(scores), 4)
@@ -162,7 +164,8 @@ def test_detector_graph_matches_pytorch(setup, size):
 
 def test_detector_graph_caps_detections(setup):
     cfg, _, paths = setup
-    image = torch.rand((1, 3, *IMAGE_SIZES[0]), generator=torch.Generator().manual_seed(5)) * 255
+    generator = torch.Generator().manual_seed(5)
+    image = torch.randint(0, 256, (1, 3, *IMAGE_SIZES[0]), generator=generator, dtype=torch.uint8)
     (_, scores, _) = ort.InferenceSession(paths["detector"]).run(None, {"image": image.numpy()})
     assert len(scores) == cfg.TEST.DETECTIONS_PER_IMG
 
@@ -173,7 +176,7 @@ def test_detector_graph_with_no_detection(setup, tmp_path):
     strict = cfg.clone()
     strict.MODEL.FCOS.INFERENCE_TH = 1.0
     path = export_onnx(model, strict, tmp_path / "empty.onnx", sample_size=(64, 64))
-    image = np.random.default_rng(0).uniform(0, 255, (1, 3, 100, 130)).astype(np.float32)
+    image = np.random.default_rng(0).integers(0, 256, (1, 3, 100, 130), dtype=np.uint8)
     boxes, scores, labels = ort.InferenceSession(path).run(None, {"image": image})
     assert boxes.shape == (0, 4) and scores.shape == (0,) and labels.shape == (0,)
 

@@ -1,7 +1,10 @@
 """Transforms acting on an image and its target `BoxList` together.
 
 Images enter as numpy arrays `uint8[H, W, 3]` in RGB order (what `datasets.image_io` returns) and
-leave `ToTensor` as `float32 Tensor[3, H, W]` in [0, 1], RGB. Every transform is called as
+leave `ToUint8Tensor` as `uint8 Tensor[3, H, W]` RGB 0..255 (the default pipeline: the model
+normalises on its device, see `fcos_core.modeling.preprocess`), or `ToTensor` as
+`float32 Tensor[3, H, W]` in [0, 1], RGB, for `Normalize` (the original's pipeline, kept as the
+reference the model's normalisation is tested against). Every transform is called as
 `t(image, target, rng)`; random transforms draw only from `rng` (a `numpy.random.Generator`) and
 never from global random state, so augmentation is reproducible from a seed.
 """
@@ -19,7 +22,9 @@ from yacs.config import CfgNode
 
 from fcos_core.structures.bounding_box import FLIP_LEFT_RIGHT, BoxList
 
-Image = Any  # numpy uint8[H, W, 3] before ToTensor, Tensor[3, H, W] after
+Image = Any  # numpy uint8[H, W, 3] before ToUint8Tensor / ToTensor, Tensor[3, H, W] after
+# Largest value of a uint8 pixel: ToTensor divides by it, TO_BGR255 multiplies back by it.
+PIXEL_RANGE = 255.0
 
 
 def _require_rng(rng: np.random.Generator | None, name: str) -> np.random.Generator:
@@ -152,23 +157,70 @@ class RandomHorizontalFlip:
         return f"RandomHorizontalFlip(prob={self.prob})"
 
 
+def _chw(image: np.ndarray, dtype: torch.dtype) -> Tensor:
+    """[H, W, 3] array -> contiguous Tensor[3, H, W] of ``dtype`` (one allocation)."""
+    hwc = torch.from_numpy(np.ascontiguousarray(image))
+    tensor = torch.empty((3, *hwc.shape[:2]), dtype=dtype)
+    return tensor.copy_(hwc.permute(2, 0, 1))  # (3, H, W)
+
+
+class ToUint8Tensor:
+    """uint8[H, W, 3] RGB array -> uint8 Tensor[3, H, W] RGB 0..255 (the default pipeline)."""
+
+    def __call__(
+        self, image: np.ndarray, target: BoxList | None, rng: np.random.Generator | None = None
+    ) -> tuple[Tensor, BoxList | None]:
+        if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
+            raise ValueError(
+                f"ToUint8Tensor expects a uint8[H, W, 3] RGB image, got "
+                f"{image.dtype}{list(image.shape)}"
+            )
+        return _chw(image, torch.uint8), target
+
+    def __repr__(self) -> str:
+        return "ToUint8Tensor()"
+
+
 class ToTensor:
     """uint8[H, W, 3] RGB array -> float32 Tensor[3, H, W] RGB in [0, 1]."""
 
     def __call__(
         self, image: np.ndarray, target: BoxList | None, rng: np.random.Generator | None = None
     ) -> tuple[Tensor, BoxList | None]:
-        hwc = torch.from_numpy(np.ascontiguousarray(image))
-        tensor = torch.empty((3, *hwc.shape[:2]), dtype=torch.float32)
-        tensor.copy_(hwc.permute(2, 0, 1))  # (3, H, W); one allocation, no temporaries
-        return tensor.div_(255.0), target
+        return _chw(image, torch.float32).div_(PIXEL_RANGE), target
 
     def __repr__(self) -> str:
         return "ToTensor()"
 
 
+def normalization_affine(
+    mean: Sequence[float], std: Sequence[float], to_bgr255: bool
+) -> tuple[Tensor, Tensor]:
+    """(scale, shift), float32 Tensor[3, 1, 1] each: ``normalised = x * scale + shift`` for x the
+    RGB [0, 1] image after the channel swap of ``to_bgr255``.
+
+    The one definition of INPUT.PIXEL_MEAN / PIXEL_STD / TO_BGR255 arithmetic, shared by
+    `Normalize` and the model's preprocessing (`fcos_core.modeling.preprocess`).
+
+    Raises:
+        ValueError: mean or std without 3 values, or a std value <= 0.
+    """
+    if len(mean) != 3 or len(std) != 3:
+        raise ValueError(
+            f"INPUT.PIXEL_MEAN and INPUT.PIXEL_STD need 3 values, got {list(mean)} and {list(std)}"
+        )
+    if any(s <= 0 for s in std):
+        raise ValueError(f"INPUT.PIXEL_STD values must be > 0, got {list(std)}")
+    mean_t = torch.tensor(mean, dtype=torch.float32).view(3, 1, 1)
+    std_t = torch.tensor(std, dtype=torch.float32).view(3, 1, 1)
+    return (PIXEL_RANGE if to_bgr255 else 1.0) / std_t, -mean_t / std_t
+
+
 class Normalize:
     """(image - mean) / std, in the convention the backbone weights expect; in place.
+
+    The default pipeline no longer uses it (the model normalises uint8 batches on its device);
+    it is the original's public transform, for float pipelines and as the tests' reference.
 
     With `to_bgr255` (Caffe2/Detectron weights) the RGB [0, 1] tensor is first turned into BGR in
     [0, 255], and mean/std are in that space (e.g. mean [102.98, 115.95, 122.77], std 1). Without
@@ -180,18 +232,11 @@ class Normalize:
     """
 
     def __init__(self, mean: Sequence[float], std: Sequence[float], to_bgr255: bool = True) -> None:
-        if len(mean) != 3 or len(std) != 3:
-            raise ValueError(
-                f"PIXEL_MEAN and PIXEL_STD need 3 values, got {list(mean)} and {list(std)}"
-            )
-        if any(s <= 0 for s in std):
-            raise ValueError(f"PIXEL_STD values must be > 0, got {list(std)}")
+        # y = x * scale + shift, with x in the RGB [0, 1] input (after the channel swap)
+        self.scale, self.shift = normalization_affine(mean, std, to_bgr255)
         self.mean = torch.tensor(mean, dtype=torch.float32).view(3, 1, 1)
         self.std = torch.tensor(std, dtype=torch.float32).view(3, 1, 1)
         self.to_bgr255 = to_bgr255
-        # y = x * scale + shift, with x in the RGB [0, 1] input (after the channel swap)
-        self.scale = (255.0 if to_bgr255 else 1.0) / self.std
-        self.shift = -self.mean / self.std
 
     @classmethod
     def from_config(cls, cfg: CfgNode) -> Normalize:

@@ -5,9 +5,10 @@ Dimension key: N images, H x W size of an original image, K detections.
 As the original FCOS (``fcos_core/engine/bbox_aug.py``): every pass starts from the ORIGINAL
 image (uint8[H, W, 3] RGB, what the datasets load; the test loader hands them over untransformed
 when TEST.BBOX_AUG.ENABLED, like the original's ``BBoxAugCollator``) and goes through the test
-transforms: Resize(min size, max size), a horizontal flip for the flipped passes, ToTensor,
-Normalize; the batch is padded to DATALOADER.SIZE_DIVISIBILITY and run through the model. The
-passes are, in this order:
+transforms: Resize(min size, max size), a horizontal flip for the flipped passes, ToUint8Tensor;
+the uint8 batch is padded to DATALOADER.SIZE_DIVISIBILITY and run through the model, which
+normalises it on its device (`fcos_core.modeling.preprocess`) as every other batch. The passes
+are, in this order:
 
 1. the identity pass at the test size (INPUT.MIN_SIZE_TEST / MAX_SIZE_TEST);
 2. with BBOX_AUG.H_FLIP, its flipped copy;
@@ -32,7 +33,7 @@ import torch
 from torch import nn
 from yacs.config import CfgNode
 
-from fcos_core.data.transforms import Compose, Normalize, RandomHorizontalFlip, Resize, ToTensor
+from fcos_core.data.transforms import Compose, RandomHorizontalFlip, Resize, ToUint8Tensor
 from fcos_core.modeling.fcos.postprocess import select_over_all_levels
 from fcos_core.structures import FLIP_LEFT_RIGHT, BoxList, to_image_list
 from fcos_core.structures.boxlist_ops import cat_boxlist
@@ -53,7 +54,6 @@ class FCOSTestTimeAugmentation:
         min_size_test, max_size_test: the plain test size (the identity pass).
         scales: extra shorter-side sizes. max_size: longer-side cap for ``scales``.
         h_flip: add a flipped pass at the test size. scale_h_flip: add one at each extra scale.
-        normalize: the test loader's Normalize (INPUT.PIXEL_MEAN / PIXEL_STD / TO_BGR255).
         size_divisibility: padding multiple of the batched inputs.
         nms_thresh: class-aware NMS threshold of the merge. detections_per_img: cap per image.
         detections_per_img_ties: TEST.DETECTIONS_PER_IMG_TIES of that cap ("keep" or "cut").
@@ -64,7 +64,6 @@ class FCOSTestTimeAugmentation:
         *,
         min_size_test: int,
         max_size_test: int,
-        normalize: Normalize,
         scales: Sequence[int] = (),
         max_size: int = 4000,
         h_flip: bool = False,
@@ -81,7 +80,6 @@ class FCOSTestTimeAugmentation:
             self.passes.append(Pass(scale, max_size, False))
             if scale_h_flip:
                 self.passes.append(Pass(scale, max_size, True))
-        self.normalize = normalize
         self.size_divisibility = size_divisibility
         self.nms_thresh = nms_thresh
         self.detections_per_img = detections_per_img
@@ -89,12 +87,12 @@ class FCOSTestTimeAugmentation:
 
     @classmethod
     def from_config(cls, cfg: CfgNode) -> FCOSTestTimeAugmentation:
-        """Read TEST.BBOX_AUG.*, INPUT.*, DATALOADER.SIZE_DIVISIBILITY and the NMS keys."""
+        """Read TEST.BBOX_AUG.*, INPUT.MIN/MAX_SIZE_TEST, DATALOADER.SIZE_DIVISIBILITY and the
+        NMS keys."""
         aug = cfg.TEST.BBOX_AUG
         return cls(
             min_size_test=cfg.INPUT.MIN_SIZE_TEST,
             max_size_test=cfg.INPUT.MAX_SIZE_TEST,
-            normalize=Normalize.from_config(cfg),
             scales=tuple(aug.SCALES),
             max_size=aug.MAX_SIZE,
             h_flip=aug.H_FLIP,
@@ -106,11 +104,11 @@ class FCOSTestTimeAugmentation:
         )
 
     def transform(self, augmentation: Pass) -> Compose:
-        """The test transforms of one pass (image in, normalised Tensor[3, h, w] out)."""
+        """The test transforms of one pass (image in, uint8 Tensor[3, h, w] RGB out)."""
         steps = [Resize(augmentation.min_size, augmentation.max_size)]
         if augmentation.flip:
             steps.append(RandomHorizontalFlip(1.0))
-        return Compose([*steps, ToTensor(), self.normalize])
+        return Compose([*steps, ToUint8Tensor()])
 
     @torch.no_grad()
     def __call__(
@@ -122,7 +120,8 @@ class FCOSTestTimeAugmentation:
         """Merged detections of every pass.
 
         Args:
-            model: a detector in eval mode mapping an ImageList to N BoxLists.
+            model: a detector in eval mode mapping an ImageList (uint8, RGB 0..255) to N
+                BoxLists.
             images: N original images, uint8[H, W, 3] RGB.
             device: where the model runs.
 
