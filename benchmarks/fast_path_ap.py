@@ -8,7 +8,8 @@ of fp32 detections the variant reproduces (same label, IoU >= 0.9) and the model
 The default config is the quickstart's, so after `make quickstart`:
 
     python benchmarks/fast_path_ap.py --weights output/quickstart/model_final.pth
-    python benchmarks/fast_path_ap.py --weights W --autocast bf16 --autocast fp16 --device cuda
+    python benchmarks/fast_path_ap.py --weights W --autocast bfloat16 --autocast float16 \
+        --device cuda
 
 `bench_model.py --ap-weights W` appends these rows to its table.
 """
@@ -35,6 +36,7 @@ from fcos_core.export.fast_path import prepare_fast_inference  # noqa: E402
 from fcos_core.modeling.detector import build_detection_model  # noqa: E402
 from fcos_core.structures.bounding_box import BoxList  # noqa: E402
 from fcos_core.structures.boxlist_ops import boxlist_iou  # noqa: E402
+from fcos_core.utils.precision import PRECISIONS  # noqa: E402
 from fcos_core.utils.timer import Timer  # noqa: E402
 
 QUICKSTART_CONFIG = os.path.join(ROOT, "configs", "quickstart", "fcos_quickstart.yaml")
@@ -98,13 +100,12 @@ def agreement(
     device: str = "cpu",
     opts: list[str] | None = None,
 ) -> list[Agreement]:
-    """fp32 first, then the fast path in fp32 and under each autocast dtype in ``autocasts``."""
+    """float32 first, then the fast path in float32 and under each autocast dtype in
+    ``autocasts`` (`fcos_core.utils.precision` names)."""
     _, model, loader = build_trained(config_file, weights, device, opts or [])
-    variants: dict[str, nn.Module] = {"fp32": model}
-    for autocast in dict.fromkeys(["", *autocasts]):
-        variants[f"fast path ({autocast or 'fp32'})"] = prepare_fast_inference(
-            model, autocast=autocast
-        )
+    variants: dict[str, nn.Module] = {"float32": model}
+    for autocast in dict.fromkeys(["float32", *autocasts]):
+        variants[f"fast path ({autocast})"] = prepare_fast_inference(model, autocast=autocast)
     rows, reference = [], None
     for name, variant in variants.items():
         predictions, ms = _run(variant, loader, device)
@@ -134,7 +135,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--config-file", default=QUICKSTART_CONFIG)
     p.add_argument("--weights", required=True, help="trained checkpoint of that config")
-    p.add_argument("--autocast", action="append", default=[], choices=["bf16", "fp16"],
+    p.add_argument("--autocast", action="append", default=[], choices=PRECISIONS,
                    help="also run the fast path under this autocast (repeatable)")  # fmt: skip
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--threads", type=int, default=2, help="torch intra-op threads (CPU)")
