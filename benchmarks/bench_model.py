@@ -7,15 +7,15 @@ configs/fcos/fcos_torchvision_R_50_FPN.yaml model, or ``--weights`` gives a torc
 [0, 1] RGB images; each side includes its own normalisation (torchvision: its transform, set to
 the image size so it does not rescale; ours: mean/std + padding to 32).
 
-Rows: inference batch 1 (and batch 4 with ``--batch4``) fp32; our fast path
-(`fcos_core.export.fast_path`) against torchvision fp32, with the fraction of our fp32 detections
-it matches at IoU >= 0.9 (same label), also compiled with ``--compile`` and at batch 8 on CUDA;
-one training step (forward + backward + SGD) at batch 2, ours in float32 and under
+Rows: inference batch 1 (and batch 4 with ``--batch4``) float32; our fast path
+(`fcos_core.export.fast_path`) against torchvision float32, with the fraction of our float32
+detections it matches at IoU >= 0.9 (same label), also compiled with ``--compile`` and at batch 8 on
+CUDA; one training step (forward + backward + SGD) at batch 2, ours in float32 and under
 ``--train-autocast`` (auto: bfloat16 on CPUs with native bfloat16) against torchvision's float32
-step; peak memory (CPU: RSS of one inference
-in a fresh process; CUDA: max allocated during one inference); the floor (model FLOPs / measured
-peak). ``--ap-weights`` adds the fast path's AP and agreement on the quickstart val split
-(`fast_path_ap.py`). On a machine with a GPU the same command runs there (``--device``).
+step; peak memory (CPU: RSS of one inference in a fresh process; CUDA: max allocated during one
+inference); the floor (model FLOPs / measured peak). ``--ap-weights`` adds the fast path's AP and
+agreement on the quickstart val split (`fast_path_ap.py`). On a machine with a GPU the same command
+runs there (``--device``).
 
     python benchmarks/bench_model.py               # 800x1216 inference, 512x640 training
     python benchmarks/bench_model.py --quick       # tiny sizes, one repetition (smoke test)
@@ -144,7 +144,7 @@ def tv_runner(model: nn.Module) -> Callable[[list[Tensor]], list]:
 def matched_note(reference: list[BoxList], other: list[BoxList]) -> str:
     matched = sum(matched_count(r, o) for r, o in zip(reference, other, strict=True))
     total = sum(len(r) for r in reference)
-    return f"{matched / max(total, 1):.1%} of fp32 dets matched"
+    return f"{matched / max(total, 1):.1%} of float32 dets matched"
 
 
 def detections_note(detections: list[BoxList]) -> str:
@@ -156,7 +156,7 @@ def detections_note(detections: list[BoxList]) -> str:
 
 
 def inference_rows(args, tv, ours, mean, std) -> list[Row]:
-    """fp32 rows (batch 1, optionally 4), fast-path rows (batch 1; batch 8 on CUDA; compiled)."""
+    """float32 rows (batch 1, optionally 4), fast-path rows (batch 1; batch 8 on CUDA; compiled)."""
     hw, dev = (QUICK if args.quick else FULL)["infer"], args.device
     run_ours, run_tv = ours_runner(ours, mean, std), tv_runner(tv)
     rows = []
@@ -219,7 +219,7 @@ def train_row(args, tv, ours, dtype: str) -> Row:
 
 
 def floor_rows(args, ours, mean, std) -> list[Row]:
-    """FLOPs of our batch-1 inference / measured peak, in fp32 and the fast-path dtype.
+    """FLOPs of our batch-1 inference / measured peak, in float32 and the fast-path dtype.
 
     The peak is the faster of a large torch.mm and the head's 3x3 256->256 conv at the P3 size.
     """

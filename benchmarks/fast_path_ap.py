@@ -1,9 +1,10 @@
 """Does the fast path keep the detections? A trained checkpoint, evaluated on its val set.
 
-For fp32 (the plain model) and each fast-path variant (`fcos_core.export.fast_path`: FrozenBN / BN
-folded into the convs, channels_last, inference_mode, optional autocast) this runs inference on
-DATASETS.TEST[0] of the config and prints COCO AP / AP50, the AP change against fp32, the fraction
-of fp32 detections the variant reproduces (same label, IoU >= 0.9) and the model time per image.
+For float32 (the plain model) and each fast-path variant (`fcos_core.export.fast_path`: FrozenBN /
+BN folded into the convs, channels_last, inference_mode, optional autocast) this runs inference on
+DATASETS.TEST[0] of the config and prints COCO AP / AP50, the AP change against float32, the
+fraction of float32 detections the variant reproduces (same label, IoU >= 0.9) and the model time
+per image.
 
 The default config is the quickstart's, so after `make quickstart`:
 
@@ -48,8 +49,8 @@ class Agreement:
     variant: str
     ap: float
     ap50: float
-    matched: int  # fp32 detections reproduced
-    total: int  # fp32 detections
+    matched: int  # float32 detections reproduced
+    total: int  # float32 detections
     ms_per_image: float
 
     @property
@@ -122,7 +123,7 @@ def agreement(
 
 def print_agreement(rows: list[Agreement], header: str) -> None:
     print(header)
-    print("| variant | AP | AP50 | AP change (points) | fp32 dets matched | model ms / img |")
+    print("| variant | AP | AP50 | AP change (points) | float32 dets matched | model ms / img |")
     print("|---|---|---|---|---|---|")
     base = rows[0].ap
     for r in rows:

@@ -199,7 +199,7 @@ def focal_rows(device: str) -> list[Row]:
         status = PASS if max(err_f, err_b) <= FOCAL_TOL else FAIL
         return status, f"fwd {err_f:.1e}, bwd {err_b:.1e}", f"max abs diff, tolerance {FOCAL_TOL}"
 
-    return [run_check("kernels", "focal loss fwd/bwd (4000x80 fp32)", compare)]
+    return [run_check("kernels", "focal loss fwd/bwd (4000x80 float32)", compare)]
 
 
 def opcheck_rows(device: str) -> list[Row]:

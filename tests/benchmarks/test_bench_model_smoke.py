@@ -38,4 +38,4 @@ def test_bench_model_quick_prints_a_row_per_measurement(run_benchmark):
             assert cells[2] == "-" and cells[3] == "-", rows[name]
     for dtype in ("float32", "bfloat16"):
         agreement = rows[f"fast path ({dtype}) b1 128x192"].split("|")[5].strip()
-        assert re.match(r"\d+\.\d% of fp32 dets matched$", agreement), agreement
+        assert re.match(r"\d+\.\d% of float32 dets matched$", agreement), agreement

@@ -47,7 +47,7 @@ def test_fast_path_ap_reports_ap_and_agreement_per_variant(tiny_env, tmp_path, c
     assert abs(fast.ap - fp32.ap) < 1e-3
     assert 0.0 <= bf16.fraction <= 1.0 and 0.0 <= bf16.ap <= 1.0
     out = capsys.readouterr().out
-    assert "| fast path (bfloat16) |" in out and "fp32 dets matched" in out
+    assert "| fast path (bfloat16) |" in out and "float32 dets matched" in out
 
 
 def test_matched_count_needs_the_same_label_and_iou_0_9():
