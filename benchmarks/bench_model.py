@@ -7,13 +7,15 @@ configs/fcos/fcos_torchvision_R_50_FPN.yaml model, or ``--weights`` gives a torc
 [0, 1] RGB images; each side includes its own normalisation (torchvision: its transform, set to
 the image size so it does not rescale; ours: mean/std + padding to 32).
 
-Rows: inference batch 1 (and batch 4 with ``--batch4``) fp32; our fast path
-(`fcos_core.export.fast_path`) against torchvision fp32, with the fraction of our fp32 detections
-it matches at IoU >= 0.9 (same label), also compiled with ``--compile`` and at batch 8 on CUDA;
-one training step (forward + backward + SGD) at batch 2; peak memory (CPU: RSS of one inference
-in a fresh process; CUDA: max allocated during one inference); the floor (model FLOPs / measured
-peak). ``--ap-weights`` adds the fast path's AP and agreement on the quickstart val split
-(`fast_path_ap.py`). On a machine with a GPU the same command runs there (``--device``).
+Rows: inference batch 1 (and batch 4 with ``--batch4``) float32; our fast path
+(`fcos_core.export.fast_path`) against torchvision float32, with the fraction of our float32
+detections it matches at IoU >= 0.9 (same label), also compiled with ``--compile`` and at batch 8 on
+CUDA; one training step (forward + backward + SGD) at batch 2, ours in float32 and under
+``--train-autocast`` (auto: bfloat16 on CPUs with native bfloat16) against torchvision's float32
+step; peak memory (CPU: RSS of one inference in a fresh process; CUDA: max allocated during one
+inference); the floor (model FLOPs / measured peak). ``--ap-weights`` adds the fast path's AP and
+agreement on the quickstart val split (`fast_path_ap.py`). On a machine with a GPU the same command
+runs there (``--device``).
 
     python benchmarks/bench_model.py               # 800x1216 inference, 512x640 training
     python benchmarks/bench_model.py --quick       # tiny sizes, one repetition (smoke test)
@@ -53,6 +55,7 @@ from fcos_core.export.fast_path import prepare_fast_inference
 from fcos_core.modeling.detector import build_detection_model
 from fcos_core.structures.bounding_box import BoxList
 from fcos_core.structures.image_list import to_image_list
+from fcos_core.utils.precision import DTYPES, PRECISIONS, autocast_dtype
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -61,7 +64,6 @@ FULL = {"infer": (800, 1216), "train": (512, 640)}
 QUICK = {"infer": (128, 192), "train": (128, 160)}
 # Batch of the extra fast-path throughput row on CUDA.
 CUDA_FAST_BATCH = 8
-DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 @torch.no_grad()
@@ -140,7 +142,7 @@ def tv_runner(model: nn.Module) -> Callable[[list[Tensor]], list]:
 def matched_note(reference: list[BoxList], other: list[BoxList]) -> str:
     matched = sum(matched_count(r, o) for r, o in zip(reference, other, strict=True))
     total = sum(len(r) for r in reference)
-    return f"{matched / max(total, 1):.1%} of fp32 dets matched"
+    return f"{matched / max(total, 1):.1%} of float32 dets matched"
 
 
 def detections_note(detections: list[BoxList]) -> str:
@@ -152,7 +154,7 @@ def detections_note(detections: list[BoxList]) -> str:
 
 
 def inference_rows(args, tv, ours, mean, std) -> list[Row]:
-    """fp32 rows (batch 1, optionally 4), fast-path rows (batch 1; batch 8 on CUDA; compiled)."""
+    """float32 rows (batch 1, optionally 4), fast-path rows (batch 1; batch 8 on CUDA; compiled)."""
     hw, dev = (QUICK if args.quick else FULL)["infer"], args.device
     run_ours, run_tv = ours_runner(ours, mean, std), tv_runner(tv)
     rows = []
@@ -160,9 +162,9 @@ def inference_rows(args, tv, ours, mean, std) -> list[Row]:
         images = images_for(batch, hw, seed=batch, device=dev)
         got = time_pair([lambda x=images: run_ours(x), lambda x=images: run_tv(x)],
                         args.repeats, dev)  # fmt: skip
-        rows.append(Row(f"inference fp32 b{batch} {hw[0]}x{hw[1]}", *got,
+        rows.append(Row(f"inference float32 b{batch} {hw[0]}x{hw[1]}", *got,
                         detections_note(run_ours(images))))  # fmt: skip
-    autocasts = list(dict.fromkeys(["", args.fast_autocast]))
+    autocasts = list(dict.fromkeys(["float32", args.fast_autocast]))
     variants = [(a, False) for a in autocasts] + [(a, True) for a in autocasts if args.compile]
     batches = (1, CUDA_FAST_BATCH) if dev.startswith("cuda") and not args.quick else (1,)
     for batch in batches:
@@ -176,13 +178,15 @@ def inference_rows(args, tv, ours, mean, std) -> list[Row]:
             note = matched_note(reference, run_fast(images))
             if batch > 1:
                 note += f"; {batch * 1e3 / got[0][0]:.0f} img/s"
-            name = f"fast path ({autocast or 'fp32'}{', compiled' if compiled else ''})"
+            name = f"fast path ({autocast}{', compiled' if compiled else ''})"
             rows.append(Row(f"{name} b{batch} {hw[0]}x{hw[1]}", *got, note))
     return rows
 
 
-def train_row(args, tv, ours) -> Row:
-    """One SGD step (forward + backward + step) at batch 2, both models on the same targets."""
+def train_row(args, tv, ours, dtype: str) -> Row:
+    """One SGD step (forward + backward + step) at batch 2, both models on the same targets:
+    ours under ``dtype`` autocast (weights, gradients and losses stay float32), torchvision's
+    in float32."""
     hw, dev = (QUICK if args.quick else FULL)["train"], args.device
     images = images_for(2, hw, seed=3, device=dev)
     boxes = torch.tensor([[10.0, 20.0, 90.0, 100.0], [40.0, 30.0, 120.0, 110.0]], device=dev)
@@ -196,21 +200,24 @@ def train_row(args, tv, ours) -> Row:
     opt_tv = torch.optim.SGD([p for p in tv.parameters() if p.requires_grad], lr=1e-5)
     tv.transform.min_size, tv.transform.max_size = (min(hw),), max(hw)
 
-    def step(model, optimizer, *inputs):
+    def step(model, optimizer, *inputs, autocast_to=None):
         optimizer.zero_grad(set_to_none=True)
-        losses = model(*inputs)
-        sum(losses.values()).backward()
+        with torch.autocast(dev.split(":")[0], autocast_to, enabled=autocast_to is not None):
+            losses = model(*inputs)
+        sum(loss.float() for loss in losses.values()).backward()
         optimizer.step()
 
     ours.train(), tv.train()
-    got = time_pair([lambda: step(ours, opt_ours, batch, targets),
+    to = None if dtype == "float32" else DTYPES[dtype]
+    got = time_pair([lambda: step(ours, opt_ours, batch, targets, autocast_to=to),
                      lambda: step(tv, opt_tv, images, tv_targets)], args.repeats, dev)  # fmt: skip
     ours.eval(), tv.eval()
-    return Row(f"train step fp32 b2 {hw[0]}x{hw[1]}", *got)
+    note = "" if to is None else "torchvision in float32"
+    return Row(f"train step {dtype} b2 {hw[0]}x{hw[1]}", *got, note)
 
 
 def floor_rows(args, ours, mean, std) -> list[Row]:
-    """FLOPs of our batch-1 inference / measured peak, in fp32 and the fast-path dtype.
+    """FLOPs of our batch-1 inference / measured peak, in float32 and the fast-path dtype.
 
     The peak is the faster of a large torch.mm and the head's 3x3 256->256 conv at the P3 size.
     """
@@ -221,7 +228,7 @@ def floor_rows(args, ours, mean, std) -> list[Row]:
         ours_runner(ours, mean, std)(images)
     gflop = counter.get_total_flops() / 1e9
     rows = []
-    for name in dict.fromkeys(["fp32", args.fast_autocast or "fp32"]):
+    for name in dict.fromkeys(["float32", args.fast_autocast]):
         side = 512 if args.quick else 0
         mm, conv = peak_gflops(DTYPES[name], (hw[0] // 8, hw[1] // 8), args.repeats, dev, side)
         floor = gflop / max(mm, conv) * 1e3
@@ -276,20 +283,11 @@ def memory_row(args, tv, ours, mean, std) -> Row:
                (values[1],) * 2, "max allocated above the weights", unit="MiB")  # fmt: skip
 
 
-def default_autocast(device: str) -> str:
-    """fp16 on CUDA, bf16 on CPUs with native bf16 (AVX-512 BF16 / AMX), else none."""
-    if device.startswith("cuda"):
-        return "fp16"
-    return "bf16" if torch.backends.mkldnn.is_available() and _cpu_has_bf16() else ""
-
-
-def _cpu_has_bf16() -> bool:
-    try:
-        with open("/proc/cpuinfo") as f:
-            flags = f.read()
-    except OSError:
-        return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags
+def resolve_precision(flag: str, value: str, device: str) -> str:
+    """The dtype name ``value`` means on ``device`` ("auto": float16 on CUDA, bfloat16 on CPUs
+    with native bfloat16, else float32)."""
+    dtype = autocast_dtype(flag, value, torch.device(device).type) or torch.float32
+    return next(name for name, d in DTYPES.items() if d == dtype)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -299,9 +297,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--threads", type=int, default=2, help="torch intra-op threads")
     p.add_argument("--repeats", type=int, default=3, help="timed runs per row after warm-up")
     p.add_argument("--batch4", action="store_true", help="add the batch-4 inference row (slow)")
-    p.add_argument("--fast-autocast", default=None, choices=["", "bf16", "fp16"],
-                   help="autocast of the fast-path row (default: fp16 on CUDA, bf16 on CPUs "
-                        "with native bf16, else none)")  # fmt: skip
+    p.add_argument("--fast-autocast", default="auto", choices=PRECISIONS,
+                   help="autocast of the fast-path row (auto: float16 on CUDA, bfloat16 on CPUs "
+                        "with native bfloat16, else float32)")  # fmt: skip
+    p.add_argument(
+        "--train-autocast",
+        default="auto",
+        choices=PRECISIONS,
+        help="autocast of our extra train-step row (auto as above; float32: no row)",
+    )
     p.add_argument("--compile", action="store_true", help="add a torch.compile fast-path row")
     p.add_argument("--weights", help="torchvision FCOS state dict to use instead of random init")
     p.add_argument("--ap-weights", help="trained quickstart checkpoint: add fast_path_ap.py rows")
@@ -309,8 +313,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = p.parse_args(argv)
     if args.quick:
         args.repeats = 1
-    if args.fast_autocast is None:
-        args.fast_autocast = default_autocast(args.device)
+    args.fast_autocast = resolve_precision("--fast-autocast", args.fast_autocast, args.device)
+    args.train_autocast = resolve_precision("--train-autocast", args.train_autocast, args.device)
     return args
 
 
@@ -325,14 +329,15 @@ def main(argv: list[str] | None = None) -> list[Row]:
     std = torch.tensor([0.229, 0.224, 0.225], device=args.device).view(3, 1, 1)
     rows = inference_rows(args, tv, ours, mean, std)
     rows += floor_rows(args, ours, mean, std)
-    rows.append(train_row(args, tv, ours))
+    for dtype in dict.fromkeys(["float32", args.train_autocast]):
+        rows.append(train_row(args, tv, ours, dtype))
     rows.append(memory_row(args, tv, ours, mean, std))
     where = torch.cuda.get_device_name(args.device) if args.device.startswith("cuda") else "cpu"
     header = (f"torch {torch.__version__}, torchvision {torchvision.__version__}, {where}, "
               f"{args.threads} thread(s), {args.repeats} repeat(s)")  # fmt: skip
     print_table(rows, header)
     if args.ap_weights:
-        autocasts = [args.fast_autocast] if args.fast_autocast else []
+        autocasts = [args.fast_autocast] if args.fast_autocast != "float32" else []
         print()
         print_agreement(agreement(fast_path_ap_config(), args.ap_weights, autocasts, args.device),
                         f"fast path on the quickstart val split ({args.ap_weights})")  # fmt: skip

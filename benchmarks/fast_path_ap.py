@@ -1,14 +1,16 @@
 """Does the fast path keep the detections? A trained checkpoint, evaluated on its val set.
 
-For fp32 (the plain model) and each fast-path variant (`fcos_core.export.fast_path`: FrozenBN / BN
-folded into the convs, channels_last, inference_mode, optional autocast) this runs inference on
-DATASETS.TEST[0] of the config and prints COCO AP / AP50, the AP change against fp32, the fraction
-of fp32 detections the variant reproduces (same label, IoU >= 0.9) and the model time per image.
+For float32 (the plain model) and each fast-path variant (`fcos_core.export.fast_path`: FrozenBN /
+BN folded into the convs, channels_last, inference_mode, optional autocast) this runs inference on
+DATASETS.TEST[0] of the config and prints COCO AP / AP50, the AP change against float32, the
+fraction of float32 detections the variant reproduces (same label, IoU >= 0.9) and the model time
+per image.
 
 The default config is the quickstart's, so after `make quickstart`:
 
     python benchmarks/fast_path_ap.py --weights output/quickstart/model_final.pth
-    python benchmarks/fast_path_ap.py --weights W --autocast bf16 --autocast fp16 --device cuda
+    python benchmarks/fast_path_ap.py --weights W --autocast bfloat16 --autocast float16 \
+        --device cuda
 
 `bench_model.py --ap-weights W` appends these rows to its table.
 """
@@ -31,6 +33,7 @@ from fcos_core.export.fast_path import prepare_fast_inference
 from fcos_core.modeling.detector import build_detection_model
 from fcos_core.structures.bounding_box import BoxList
 from fcos_core.structures.boxlist_ops import boxlist_iou
+from fcos_core.utils.precision import PRECISIONS
 from fcos_core.utils.timer import Timer
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -44,8 +47,8 @@ class Agreement:
     variant: str
     ap: float
     ap50: float
-    matched: int  # fp32 detections reproduced
-    total: int  # fp32 detections
+    matched: int  # float32 detections reproduced
+    total: int  # float32 detections
     ms_per_image: float
 
     @property
@@ -96,13 +99,12 @@ def agreement(
     device: str = "cpu",
     opts: list[str] | None = None,
 ) -> list[Agreement]:
-    """fp32 first, then the fast path in fp32 and under each autocast dtype in ``autocasts``."""
+    """float32 first, then the fast path in float32 and under each autocast dtype in
+    ``autocasts`` (`fcos_core.utils.precision` names)."""
     _, model, loader = build_trained(config_file, weights, device, opts or [])
-    variants: dict[str, nn.Module] = {"fp32": model}
-    for autocast in dict.fromkeys(["", *autocasts]):
-        variants[f"fast path ({autocast or 'fp32'})"] = prepare_fast_inference(
-            model, autocast=autocast
-        )
+    variants: dict[str, nn.Module] = {"float32": model}
+    for autocast in dict.fromkeys(["float32", *autocasts]):
+        variants[f"fast path ({autocast})"] = prepare_fast_inference(model, autocast=autocast)
     rows, reference = [], None
     for name, variant in variants.items():
         predictions, ms = _run(variant, loader, device)
@@ -119,7 +121,7 @@ def agreement(
 
 def print_agreement(rows: list[Agreement], header: str) -> None:
     print(header)
-    print("| variant | AP | AP50 | AP change (points) | fp32 dets matched | model ms / img |")
+    print("| variant | AP | AP50 | AP change (points) | float32 dets matched | model ms / img |")
     print("|---|---|---|---|---|---|")
     base = rows[0].ap
     for r in rows:
@@ -132,7 +134,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--config-file", default=QUICKSTART_CONFIG)
     p.add_argument("--weights", required=True, help="trained checkpoint of that config")
-    p.add_argument("--autocast", action="append", default=[], choices=["bf16", "fp16"],
+    p.add_argument("--autocast", action="append", default=[], choices=PRECISIONS,
                    help="also run the fast path under this autocast (repeatable)")  # fmt: skip
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--threads", type=int, default=2, help="torch intra-op threads (CPU)")

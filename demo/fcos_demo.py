@@ -38,11 +38,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         action="store_true",
         help="plain model instead of the inference fast path (TEST.FAST_PATH)",
     )
-    parser.add_argument(
-        "--bf16",
-        action="store_true",
-        help="fast path under bf16 autocast (TEST.FAST_PATH_AUTOCAST bf16)",
-    )
+    detect.add_autocast_argument(parser)
     parser.add_argument("--dataset", default=None, help="catalog dataset to take class names from")
     parser.add_argument(
         "--allow-random-weights", action="store_true", help="run untrained weights (testing only)"

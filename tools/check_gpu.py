@@ -8,11 +8,12 @@ It builds nothing: build the extension first (``FORCE_CUDA=1 pip install --no-bu
 CUDA kernels are there. Sections, each in its own process (a CUDA error cannot poison the next
 one) under its own time cap and a global budget: extension state; CUDA kernels against the CPU
 kernels (NMS keep lists on 300 sets per convention, focal loss forward/backward, opcheck);
-training steps of the imprv R-50 and the MNV2 SyncBN configs in fp16 + GradScaler and bf16; the
-quickstart for ~2 minutes with its AP; ``benchmarks/bench_model.py`` on CUDA; ``pytest -m cuda``;
-2-process NCCL DDP when 2+ GPUs are visible. One table at the end (also ``DIR/check_gpu.md``,
-``DIR/check_gpu.json`` and every section's output in ``DIR/check_gpu.log``); the exit status is
-1 when any row failed. Without a GPU (and without --cpu-smoke) it says so and exits 0.
+training steps of the imprv R-50 and the MNV2 SyncBN configs in float16 + GradScaler and
+bfloat16; the quickstart for ~2 minutes with its AP; ``benchmarks/bench_model.py`` on CUDA;
+``pytest -m cuda``; 2-process NCCL DDP when 2+ GPUs are visible. One table at the end (also
+``DIR/check_gpu.md``, ``DIR/check_gpu.json`` and every section's output in
+``DIR/check_gpu.log``); the exit status is 1 when any row failed. Without a GPU (and without
+--cpu-smoke) it says so and exits 0.
 """
 
 from __future__ import annotations
@@ -51,7 +52,7 @@ def in_process_section(name: str, device: str, smoke: bool) -> list[Row]:
     from fcos_core.engine import gpu_check as g
 
     size, steps = ((64, 96), 2) if smoke else ((512, 640), 4)
-    amps = ("fp32", "bf16") if device == "cpu" else ("fp16", "bf16")
+    amps = ("float32", "bfloat16") if device == "cpu" else ("float16", "bfloat16")
     if name == "extension":
         return g.extension_rows(device)
     if name == "kernels":
@@ -142,7 +143,8 @@ def quickstart_section(args: argparse.Namespace, timeout: float, log) -> list[Ro
 def bench_section(args: argparse.Namespace, timeout: float, log) -> list[Row]:
     """``benchmarks/bench_model.py`` on CUDA; its own table goes into the report as it is."""
     cmd = [sys.executable, os.path.join(REPO, "benchmarks", "bench_model.py"), "--device",
-           args.device, "--fast-autocast", "fp16", "--repeats", "3", "--threads", "8"]  # fmt: skip
+           args.device, "--fast-autocast", "float16", "--repeats", "3",
+           "--threads", "8"]  # fmt: skip
     start = time.time()
     code, out = run_child(cmd, timeout, log)
     table = [line for line in out.splitlines() if line.startswith("|")]

@@ -286,7 +286,9 @@ _C.SOLVER.FIT_TO_MAX_MINUTES = False
 _C.AMP = CN()
 # Use torch.amp autocast (and a GradScaler for float16) in training and inference.
 _C.AMP.ENABLED = False
-# "auto" (float16 on CUDA, bfloat16 on CPU), "float16" or "bfloat16".
+# "float32", "bfloat16", "float16" or "auto" (fcos_core/utils/precision.py): auto = float16 (with
+# a GradScaler) on CUDA; bfloat16 on a CPU with native bfloat16 (AMX-BF16 / AVX512-BF16), else
+# float32. Weights and optimizer state stay float32; losses are computed in float32.
 _C.AMP.DTYPE = "auto"
 
 # -----------------------------------------------------------------------------
@@ -309,11 +311,11 @@ _C.TEST.DETECTIONS_PER_IMG_TIES = "keep"
 # inference_mode. In float32 the detections equal the plain model's up to float rounding (100% of
 # them matched, same AP), hence on by default (fcos addition).
 _C.TEST.FAST_PATH = True
-# Autocast dtype of the fast path: "" (float32), "bf16" (CPU with AVX-512 BF16 / CUDA) or "fp16"
-# (CUDA); the head's predictor convs stay float32 and detections come back in float32. Changes
-# results slightly (quickstart checkpoint, bf16: AP -0.05 points, 99.2% of detections matched),
-# hence off by default (fcos addition).
-_C.TEST.FAST_PATH_AUTOCAST = ""
+# Autocast dtype of the fast path, as AMP.DTYPE: "float32", "bfloat16" (CPU with AVX512-BF16 /
+# AMX-BF16, CUDA), "float16" (CUDA) or "auto"; the head's predictor convs stay float32 and
+# detections come back in float32. Changes results slightly (quickstart checkpoint, bfloat16: AP
+# -0.05 points, 99.2% of detections matched), hence float32 by default (fcos addition).
+_C.TEST.FAST_PATH_AUTOCAST = "float32"
 # torch.compile the backbone and head in the fast path. Same detections; no measurable gain on a
 # 2-core CPU, and every new input size costs a compile (5-25 s for R-50) (fcos addition).
 _C.TEST.FAST_PATH_COMPILE = False

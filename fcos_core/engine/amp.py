@@ -1,4 +1,5 @@
-"""Mixed precision settings: fp16 + GradScaler on CUDA, bf16 autocast on CPU (AMP.*)."""
+"""Mixed precision of training and inference (AMP.*): autocast to the dtype AMP.DTYPE names
+(`fcos_core.utils.precision`), and a GradScaler when that dtype is float16."""
 
 from __future__ import annotations
 
@@ -7,23 +8,26 @@ import contextlib
 import torch
 from yacs.config import CfgNode
 
-from fcos_core.config.checks import check_choice
-
-AMP_DTYPES = {"auto": None, "float16": torch.float16, "bfloat16": torch.bfloat16}
+from fcos_core.utils.precision import autocast_dtype, check_precision
 
 
-def amp_dtype(cfg: CfgNode, device_type: str) -> torch.dtype | None:
-    """Autocast dtype for ``device_type`` ("cpu" / "cuda"), or None when AMP is off.
+def amp_dtype(
+    cfg: CfgNode, device_type: str, *, native_bf16: bool | None = None
+) -> torch.dtype | None:
+    """Autocast dtype for ``device_type`` ("cpu" / "cuda"), or None when AMP is off or float32.
+
+    ``AMP.DTYPE auto``: float16 on CUDA; bfloat16 on a CPU with native bfloat16, else float32.
+
+    Args:
+        native_bf16: whether the CPU has native bfloat16 (default: detected).
 
     Raises:
-        ValueError: unknown ``AMP.DTYPE``.
+        ValueError: ``AMP.DTYPE`` is not one of float32, bfloat16, float16, auto.
     """
+    check_precision("AMP.DTYPE", cfg.AMP.DTYPE)
     if not cfg.AMP.ENABLED:
         return None
-    dtype = AMP_DTYPES[check_choice("AMP.DTYPE", cfg.AMP.DTYPE, AMP_DTYPES)]
-    if dtype is None:
-        dtype = torch.float16 if device_type == "cuda" else torch.bfloat16
-    return dtype
+    return autocast_dtype("AMP.DTYPE", cfg.AMP.DTYPE, device_type, native_bf16=native_bf16)
 
 
 def autocast(device_type: str, dtype: torch.dtype | None) -> contextlib.AbstractContextManager:
@@ -34,7 +38,7 @@ def autocast(device_type: str, dtype: torch.dtype | None) -> contextlib.Abstract
 
 
 def make_grad_scaler(cfg: CfgNode, device_type: str) -> torch.amp.GradScaler | None:
-    """A GradScaler when training in float16 (bf16 and fp32 need none), else None."""
+    """A GradScaler when training in float16 (bfloat16 and float32 need none), else None."""
     return (
         torch.amp.GradScaler(device_type) if amp_dtype(cfg, device_type) == torch.float16 else None
     )

@@ -30,7 +30,6 @@ from fcos_core.config.checks import (
 from fcos_core.config.paths_catalog import DatasetNotFoundError
 from fcos_core.data.build import load_catalog
 from fcos_core.data.evaluation.coco_eval import COCO_BACKENDS
-from fcos_core.engine.amp import AMP_DTYPES
 from fcos_core.engine.trainer import NONFINITE_POLICIES, NonFiniteLossError
 from fcos_core.layers.iou_loss import LOSS_TYPES
 from fcos_core.modeling.backbone.backbone import BACKBONES
@@ -42,6 +41,7 @@ from fcos_core.solver.lr_scheduler import WARMUP_METHODS
 from fcos_core.structures.box_convention import BOX_CONVENTIONS
 from fcos_core.utils.extras import MissingExtraError
 from fcos_core.utils.imports import import_user_files
+from fcos_core.utils.precision import PRECISIONS
 from fcos_core.utils.safe_io import CheckpointLoadError
 
 EXIT_USER_ERROR = 2
@@ -60,7 +60,8 @@ def enum_choices() -> dict[str, tuple[str, ...]]:
         "SOLVER.OPTIMIZER": tuple(OPTIMIZERS),
         "SOLVER.WARMUP_METHOD": tuple(WARMUP_METHODS),
         "SOLVER.NONFINITE_LOSS": tuple(NONFINITE_POLICIES),
-        "AMP.DTYPE": tuple(AMP_DTYPES),
+        "AMP.DTYPE": PRECISIONS,
+        "TEST.FAST_PATH_AUTOCAST": PRECISIONS,
         "TEST.COCO_EVAL_BACKEND": tuple(COCO_BACKENDS),
         "TEST.DETECTIONS_PER_IMG_TIES": DETECTIONS_PER_IMG_TIES,
     }

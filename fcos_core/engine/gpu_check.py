@@ -199,7 +199,7 @@ def focal_rows(device: str) -> list[Row]:
         status = PASS if max(err_f, err_b) <= FOCAL_TOL else FAIL
         return status, f"fwd {err_f:.1e}, bwd {err_b:.1e}", f"max abs diff, tolerance {FOCAL_TOL}"
 
-    return [run_check("kernels", "focal loss fwd/bwd (4000x80 fp32)", compare)]
+    return [run_check("kernels", "focal loss fwd/bwd (4000x80 float32)", compare)]
 
 
 def opcheck_rows(device: str) -> list[Row]:
@@ -253,15 +253,15 @@ def random_targets(batch: int, height: int, width: int, num_classes: int, seed: 
 
 
 def training_config(config_file: str, device: str, amp: str) -> Any:
-    """The zoo config for a from-scratch step: no weight download, ``amp`` "fp32"/"fp16"/"bf16"."""
+    """The zoo config for a from-scratch step: no weight download, ``amp`` "float32", "float16" or
+    "bfloat16" (`fcos_core.utils.precision`)."""
     from fcos_core.config import cfg as default_cfg
 
     cfg = default_cfg.clone()
     cfg.merge_from_file(config_file)
-    dtype = {"fp32": "auto", "fp16": "float16", "bf16": "bfloat16"}[amp]
     cfg.merge_from_list([
-        "MODEL.DEVICE", device, "MODEL.WEIGHT", "", "AMP.ENABLED", amp != "fp32",
-        "AMP.DTYPE", dtype,
+        "MODEL.DEVICE", device, "MODEL.WEIGHT", "", "AMP.ENABLED", amp != "float32",
+        "AMP.DTYPE", amp,
     ])  # fmt: skip
     return cfg
 

@@ -7,10 +7,11 @@
   ``b * s + t``): exact up to float rounding, and one pass over each feature map fewer;
 - keeps weights and inputs in ``torch.channels_last`` (the layout oneDNN / cuDNN convs prefer);
 - runs under ``torch.inference_mode`` (no autograd bookkeeping at all);
-- optionally runs under autocast ("bf16" on CPUs with AVX-512 BF16 / AMX or on CUDA, "fp16" on
-  CUDA), except the head's three predictor convs, which stay in float32: they are ~2% of the
-  FLOPs, and their rounding is what moves scores across the NMS and threshold decisions (on the
-  quickstart checkpoint, 97.9% of the fp32 detections kept with bf16 predictors, 99.2% without);
+- optionally runs under autocast (TEST.FAST_PATH_AUTOCAST, `fcos_core.utils.precision`:
+  "bfloat16" on CPUs with AVX512-BF16 / AMX-BF16 or on CUDA, "float16" on CUDA), except the
+  head's three predictor convs, which stay in float32: they are ~2% of the FLOPs, and their
+  rounding is what moves scores across the NMS and threshold decisions (on the quickstart
+  checkpoint, 97.9% of the float32 detections kept with bfloat16 predictors, 99.2% without);
   detections are returned in float32 either way;
 - optionally compiles the backbone and the head with `torch.compile`. On 2 CPU cores this gave
   the same detections and no measurable speed-up over the eager fast path (R-50, 800x1216),
@@ -31,17 +32,11 @@ import torch
 from torch import Tensor, nn
 from yacs.config import CfgNode
 
-from fcos_core.config.checks import check_choice
 from fcos_core.layers.misc import FrozenBatchNorm2d
 from fcos_core.structures.bounding_box import BoxList
 from fcos_core.structures.image_list import ImageList, to_image_list
+from fcos_core.utils.precision import autocast_dtype, check_precision
 
-# TEST.FAST_PATH_AUTOCAST value -> autocast dtype (None: stay in float32).
-AUTOCAST_DTYPES: dict[str, torch.dtype | None] = {
-    "": None,
-    "bf16": torch.bfloat16,
-    "fp16": torch.float16,
-}
 _BN_NAME = re.compile(r"^bn(\d+)$")
 # Head convs that stay in float32 under autocast (they produce the logits, boxes, centerness).
 FLOAT32_HEAD_LAYERS = ("cls_logits", "bbox_pred", "centerness")
@@ -196,7 +191,8 @@ def prepare_fast_inference(
         model: the detector; left untouched unless ``inplace``.
         cfg: read for TEST.FAST_PATH_AUTOCAST / TEST.FAST_PATH_COMPILE where the arguments are
             None.
-        autocast: "" (float32), "bf16" or "fp16"; overrides the cfg.
+        autocast: "float32", "bfloat16", "float16" or "auto" (`fcos_core.utils.precision`);
+            overrides the cfg.
         compiled: `torch.compile` the backbone and the head; overrides the cfg.
         inplace: fold ``model`` itself instead of a deep copy.
 
@@ -204,23 +200,25 @@ def prepare_fast_inference(
         FastInference wrapping the folded, channels_last, eval-mode model.
     """
     if autocast is None:
-        autocast = cfg.TEST.FAST_PATH_AUTOCAST if cfg is not None else ""
+        autocast = cfg.TEST.FAST_PATH_AUTOCAST if cfg is not None else "float32"
     if compiled is None:
         compiled = bool(cfg.TEST.FAST_PATH_COMPILE) if cfg is not None else False
-    check_choice("TEST.FAST_PATH_AUTOCAST", autocast, AUTOCAST_DTYPES)
+    check_precision("TEST.FAST_PATH_AUTOCAST", autocast)
     if isinstance(model, nn.parallel.DistributedDataParallel):
         model = model.module
     if isinstance(model, FastInference):
         return model
+    device_type = next(model.parameters(), torch.empty(0)).device.type
+    dtype = autocast_dtype("TEST.FAST_PATH_AUTOCAST", autocast, device_type)
     target = model if inplace else copy.deepcopy(model)
     target.eval()
     fold_batchnorm(target)
     target.to(memory_format=torch.channels_last)
-    if AUTOCAST_DTYPES[autocast] is not None:
+    if dtype is not None:
         keep_predictors_float32(target)
     if compiled:
         _compile_parts(target)
-    return FastInference(target, autocast_dtype=AUTOCAST_DTYPES[autocast]).eval()
+    return FastInference(target, autocast_dtype=dtype).eval()
 
 
 def _compile_parts(model: nn.Module) -> None:
@@ -233,7 +231,6 @@ def _compile_parts(model: nn.Module) -> None:
 
 
 __all__ = [
-    "AUTOCAST_DTYPES",
     "FLOAT32_HEAD_LAYERS",
     "FastInference",
     "Float32",

@@ -1,2 +1,3 @@
 """Utilities: the checkpointer and Detectron weight converters, download cache, logging,
-distributed helpers (`comm`), signals, environment and visualisation."""
+distributed helpers (`comm`), the precision vocabulary (`precision`), signals, environment and
+visualisation."""

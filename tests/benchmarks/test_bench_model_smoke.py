@@ -4,21 +4,25 @@ from __future__ import annotations
 
 import re
 
-# Rows --quick --fast-autocast bf16 must print, and whether each has a torchvision column.
+# Rows --quick --fast-autocast bfloat16 --train-autocast bfloat16 must print, and whether each
+# has a torchvision column.
 EXPECTED_ROWS = {
-    "inference fp32 b1 128x192": True,
-    "fast path (fp32) b1 128x192": True,
-    "fast path (bf16) b1 128x192": True,
-    "floor fp32 b1 128x192": False,
-    "floor bf16 b1 128x192": False,
-    "train step fp32 b2 128x160": True,
+    "inference float32 b1 128x192": True,
+    "fast path (float32) b1 128x192": True,
+    "fast path (bfloat16) b1 128x192": True,
+    "floor float32 b1 128x192": False,
+    "floor bfloat16 b1 128x192": False,
+    "train step float32 b2 128x160": True,
+    "train step bfloat16 b2 128x160": True,
     "peak RSS inference b1 128x192": True,
 }
 NUMBER = r"\d+\.\d"
 
 
 def test_bench_model_quick_prints_a_row_per_measurement(run_benchmark):
-    lines = run_benchmark("bench_model.py", "--quick", "--fast-autocast", "bf16")
+    lines = run_benchmark(
+        "bench_model.py", "--quick", "--fast-autocast", "bfloat16", "--train-autocast", "bfloat16"
+    )
     stdout = "\n".join(lines)
     assert any(line.startswith("| measurement | ours min / median |") for line in lines)
     rows = {line.split(" | ")[0][2:]: line for line in lines if line.startswith("| ")}
@@ -32,6 +36,6 @@ def test_bench_model_quick_prints_a_row_per_measurement(run_benchmark):
             assert float(cells[3]) > 0.0, rows[name]
         else:
             assert cells[2] == "-" and cells[3] == "-", rows[name]
-    for dtype in ("fp32", "bf16"):
+    for dtype in ("float32", "bfloat16"):
         agreement = rows[f"fast path ({dtype}) b1 128x192"].split("|")[5].strip()
-        assert re.match(r"\d+\.\d% of fp32 dets matched$", agreement), agreement
+        assert re.match(r"\d+\.\d% of float32 dets matched$", agreement), agreement

@@ -30,8 +30,8 @@ def test_fast_path_ap_reports_ap_and_agreement_per_variant(
     torch.save({"model": model.state_dict()}, tmp_path / "w.pth")
     module = benchmark_module("fast_path_ap")
     rows = module.main(["--config-file", config, "--weights", str(tmp_path / "w.pth"),
-                        "--autocast", "bf16", "--device", "cpu", *OPTS])  # fmt: skip
-    assert [r.variant for r in rows] == ["fp32", "fast path (fp32)", "fast path (bf16)"]
+                        "--autocast", "bfloat16", "--device", "cpu", *OPTS])  # fmt: skip
+    assert [r.variant for r in rows] == ["float32", "fast path (float32)", "fast path (bfloat16)"]
     fp32, fast, bf16 = rows
     assert fp32.total == fast.total == bf16.total > 0  # all counted against the fp32 boxes
     assert fp32.matched == fp32.total
@@ -39,7 +39,7 @@ def test_fast_path_ap_reports_ap_and_agreement_per_variant(
     assert abs(fast.ap - fp32.ap) < 1e-3
     assert 0.0 <= bf16.fraction <= 1.0 and 0.0 <= bf16.ap <= 1.0
     out = capsys.readouterr().out
-    assert "| fast path (bf16) |" in out and "fp32 dets matched" in out
+    assert "| fast path (bfloat16) |" in out and "float32 dets matched" in out
 
 
 def test_matched_count_needs_the_same_label_and_iou_0_9(benchmark_module):

@@ -78,7 +78,7 @@ def test_training_steps_on_cpu_pass_and_a_nan_loss_fails(monkeypatch, no_process
     assert rows[0].check == "process group" and rows[0].value == "gloo"
     assert all("DDP world 1" in r.note for r in rows[1:])
     monkeypatch.setattr(torch, "isfinite", lambda x: torch.zeros_like(x, dtype=torch.bool))
-    (row,) = gpu_check.train_rows(check_gpu.QUICKSTART, "cpu", ("fp32",), (64, 64), 1, 1, False)
+    (row,) = gpu_check.train_rows(check_gpu.QUICKSTART, "cpu", ("float32",), (64, 64), 1, 1, False)
     assert row.status == gpu_check.FAIL and "non-finite loss" in row.note
 
 

@@ -105,7 +105,7 @@ def _run(model, images, head):
 
 
 def test_fold_replaces_every_frozen_bn_in_a_copy(model):
-    copy = prepare_fast_inference(model, autocast="")
+    copy = prepare_fast_inference(model, autocast="float32")
     assert not any(isinstance(m, FrozenBatchNorm2d) for m in copy.modules())
     assert any(isinstance(m, FrozenBatchNorm2d) for m in model.modules())  # original untouched
     count = sum(isinstance(m, FrozenBatchNorm2d) for m in model.modules())
@@ -116,7 +116,7 @@ def test_fold_replaces_every_frozen_bn_in_a_copy(model):
 def test_fast_path_gives_the_same_head_outputs_and_detections(model):
     g = torch.Generator().manual_seed(2)
     images = to_image_list([torch.randn(3, h, w, generator=g) for h, w in IMAGE_SIZES], 32)
-    fast = prepare_fast_inference(model, autocast="")
+    fast = prepare_fast_inference(model, autocast="float32")
     ours_out, ours_dets = _run(model, images, model.rpn.head)
     fast_out, fast_dets = _run(fast, images, fast.model.rpn.head)
     for ours_level, fast_level in zip(sum(ours_out, []), sum(fast_out, [])):
@@ -150,7 +150,7 @@ def test_fast_path_takes_uint8_batches_as_the_model_does(model):
 
 
 def test_bf16_autocast_returns_float32_detections(model):
-    fast = prepare_fast_inference(model, autocast="bf16")
+    fast = prepare_fast_inference(model, autocast="bfloat16")
     detections = fast([torch.randn(3, 256, 192)])
     assert detections[0].bbox.dtype == torch.float32
     assert detections[0].get_field("scores").dtype == torch.float32
@@ -161,7 +161,7 @@ def test_bf16_autocast_returns_float32_detections(model):
 def test_bad_autocast_and_training_mode_are_rejected(model):
     with pytest.raises(ValueError, match="TEST.FAST_PATH_AUTOCAST"):
         prepare_fast_inference(model, autocast="int8")
-    fast = prepare_fast_inference(model, autocast="")
+    fast = prepare_fast_inference(model, autocast="float32")
     assert isinstance(fast, FastInference)
     fast.train()
     with pytest.raises(RuntimeError, match="inference only"):
@@ -170,12 +170,12 @@ def test_bad_autocast_and_training_mode_are_rejected(model):
 
 def test_cfg_selects_the_autocast_dtype(model):
     cfg = default_cfg.clone()
-    cfg.TEST.FAST_PATH_AUTOCAST = "bf16"
+    cfg.TEST.FAST_PATH_AUTOCAST = "bfloat16"
     assert prepare_fast_inference(model, cfg).autocast_dtype == torch.bfloat16
 
 
 def test_predictor_convs_stay_float32_under_autocast(model):
-    fast = prepare_fast_inference(model, autocast="bf16")
+    fast = prepare_fast_inference(model, autocast="bfloat16")
     head = fast.model.rpn.head
     assert all(isinstance(getattr(head, name), Float32) for name in FLOAT32_HEAD_LAYERS)
     assert keep_predictors_float32(fast.model) == 0  # already wrapped
@@ -185,14 +185,14 @@ def test_predictor_convs_stay_float32_under_autocast(model):
     towers = [m for m in head.cls_tower.modules() if isinstance(m, nn.Conv2d)]
     with torch.autocast("cpu", dtype=torch.bfloat16):  # the towers themselves do run in bf16
         assert towers[0](torch.randn(1, towers[0].in_channels, 8, 8)).dtype == torch.bfloat16
-    plain_head = prepare_fast_inference(model, autocast="").model.rpn.head
+    plain_head = prepare_fast_inference(model, autocast="float32").model.rpn.head
     assert isinstance(plain_head.cls_logits, nn.Conv2d)  # nothing wrapped without autocast
 
 
 def test_compiled_fast_path_gives_the_same_detections(model):
     images = [torch.randn(3, 128, 160, generator=torch.Generator().manual_seed(4))]
-    eager = prepare_fast_inference(model, autocast="")(images)
-    compiled = prepare_fast_inference(model, autocast="", compiled=True)
+    eager = prepare_fast_inference(model, autocast="float32")(images)
+    compiled = prepare_fast_inference(model, autocast="float32", compiled=True)
     assert "OptimizedModule" in type(compiled.model.backbone).__name__
     got = compiled(images)
     assert len(got[0]) == len(eager[0]) > 0

@@ -8,6 +8,8 @@ import os
 import re
 from typing import Any
 
+from fcos_core.utils.precision import PRECISIONS
+
 NAME = "detect"
 HELP = "detect objects in images or folders; write annotated images and detections.json"
 DEFAULT_CONFIG = "configs/fcos/fcos_imprv_R_50_FPN_1x.yaml"
@@ -56,11 +58,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="plain model, not the fast path (TEST.FAST_PATH)",
     )
-    parser.add_argument("--bf16", action="store_true", help="fast path under bf16 autocast")
+    add_autocast_argument(parser)
     parser.add_argument(
         "--allow-random-weights",
         action="store_true",
         help="run even if the weights do not cover the whole model (for testing only)",
+    )
+
+
+def add_autocast_argument(parser: argparse.ArgumentParser) -> None:
+    """``--autocast DTYPE``: the fast path's autocast (TEST.FAST_PATH_AUTOCAST)."""
+    parser.add_argument(
+        "--autocast",
+        choices=PRECISIONS,
+        default=None,
+        help="fast path autocast dtype (TEST.FAST_PATH_AUTOCAST; auto: bfloat16 on CPUs with "
+        "native bfloat16, float16 on CUDA, else float32)",
     )
 
 
@@ -99,7 +112,7 @@ def make_predictor(args: argparse.Namespace, opts: list[str]) -> Any:
     config_file = find_config_file(args.config_file or DEFAULT_CONFIG)
     weights = args.weights or (DEFAULT_WEIGHTS if args.config_file is None else None)
     opts = opts + (["TEST.FAST_PATH", "False"] if args.no_fast else [])
-    opts += ["TEST.FAST_PATH_AUTOCAST", "bf16"] if args.bf16 else []
+    opts += ["TEST.FAST_PATH_AUTOCAST", args.autocast] if args.autocast else []
     cfg = load_config(config_file, opts)
     names = None
     if args.dataset:

@@ -134,14 +134,17 @@ class FCOSLossComputation:
                 f"FCOS loss: got {len(targets)} target BoxLists for a batch of "
                 f"{box_cls[0].shape[0]} images"
             )
-        labels, reg_targets = self.prepare_targets(locations, targets)
-        return self.losses(
-            flatten_levels(box_cls),
-            flatten_levels(box_regression),
-            flatten_levels(centerness).reshape(-1),
-            labels.reshape(-1),
-            reg_targets.reshape(-1, 4),
-        )
+        # Targets and losses in float32 under AMP too: autocast off here, `losses` casts the head
+        # outputs up.
+        with torch.autocast(box_cls[0].device.type, enabled=False):
+            labels, reg_targets = self.prepare_targets(locations, targets)
+            return self.losses(
+                flatten_levels(box_cls),
+                flatten_levels(box_regression),
+                flatten_levels(centerness).reshape(-1),
+                labels.reshape(-1),
+                reg_targets.reshape(-1, 4),
+            )
 
     def losses(
         self,
