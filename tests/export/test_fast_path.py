@@ -136,7 +136,7 @@ def test_fast_path_takes_uint8_batches_as_the_model_does(model):
     g = torch.Generator().manual_seed(3)
     images = [torch.randint(0, 256, (3, h, w), generator=g, dtype=torch.uint8)
               for h, w in IMAGE_SIZES]  # fmt: skip
-    fast = prepare_fast_inference(model, autocast="")
+    fast = prepare_fast_inference(model, autocast="float32")
     uint8_out, uint8_dets = _run(fast, images, fast.model.rpn.head)
     normalized = model.preprocess(to_image_list(images, 32))
     assert normalized.tensors.dtype == torch.float32
