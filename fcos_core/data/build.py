@@ -177,8 +177,9 @@ def _images_per_process(total: int, key: str, world_size: int) -> int:
 
 
 def _test_time_augmented(cfg: CfgNode, is_train: bool) -> bool:
-    """Test loaders hand over untransformed images when TEST.BBOX_AUG.ENABLED."""
-    return not is_train and cfg.TEST.BBOX_AUG.ENABLED
+    """Test loaders hand over untransformed images when TEST.BBOX_AUG.ENABLED or
+    TEST.SLICE.ENABLED (sliced inference cuts its tiles from the original images)."""
+    return not is_train and (cfg.TEST.BBOX_AUG.ENABLED or cfg.TEST.SLICE.ENABLED)
 
 
 def _loader_for(
