@@ -351,7 +351,7 @@ _C.TEST.SLICE.TILE_SIZE = 512
 _C.TEST.SLICE.OVERLAP = 128
 # Also run the whole image (resized to the test size) and merge its detections with the tiles'.
 _C.TEST.SLICE.INCLUDE_FULL_IMAGE = True
-# Tiles per forward pass.
+# Tiles per forward pass (the tiles of all images of a test batch share the passes).
 _C.TEST.SLICE.TILES_PER_BATCH = 8
 
 # -----------------------------------------------------------------------------

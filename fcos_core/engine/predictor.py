@@ -252,7 +252,7 @@ class FCOSPredictor:
     def predict_batch(self, images_rgb: Sequence[np.ndarray]) -> list[BoxList]:
         """Detections above threshold of uint8[H, W, 3] RGB images, in their own frames."""
         if self.slicer is not None:  # merged detections in each image's own pixels
-            outputs = [self.slicer.detect(self.model, image, self.device) for image in images_rgb]
+            outputs = self.slicer.detect_batch(self.model, images_rgb, self.device)
         else:
             tensors = [self.transforms(image, None)[0].to(self.device) for image in images_rgb]
             outputs = self.model(tensors)

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from fcos_core.structures import BoxList, ImageList
+from fcos_core.structures import BoxList, ImageList, to_image_list
 from fcos_core.structures.box_convention import box_offset
 
 RED, WHITE = (255, 0, 0), (255, 255, 255)  # RGB; labels 1 and 2
@@ -42,7 +42,8 @@ class BlobDetector(nn.Module):
         self.min_side = min_side
         self.input_sizes: list[tuple[int, int]] = []
 
-    def forward(self, images: ImageList) -> list[BoxList]:
+    def forward(self, images: ImageList | list[torch.Tensor]) -> list[BoxList]:
+        images = to_image_list(images)
         return [
             self.detect(tensor[:, :h, :w])
             for tensor, (h, w) in zip(images.tensors, images.image_sizes)

@@ -145,7 +145,7 @@ def test_a_box_found_in_a_tile_equals_the_box_found_on_the_whole_image(conventio
     assert box_set(whole) == {(*rect_to_box(r, convention), k) for r, k in zip(rects, labels)}
     whole_scores = dict(zip(map(tuple, whole.bbox.tolist()), whole.get_field("scores").tolist()))
     windows = tile_windows(150, 230, 64, 24)
-    per_tile = slicer.tile_detections(model, image)
+    per_tile = slicer.tile_detections(model, [image])[0]
     assert model.input_sizes[1:] == [(64, 64)] * len(windows)
     assert len(windows) == 6 * 4
     complete = set()
@@ -167,7 +167,7 @@ def test_tiles_enlarged_by_the_test_transforms_map_back(convention):
     image, rects, labels = _scene(150, 230, 25, (1, 20), seed=2)
     slicer = SlicedInference.from_config(cfg)
     model = BlobDetector(slicer.transforms, convention)
-    per_tile = slicer.tile_detections(model, image)
+    per_tile = slicer.tile_detections(model, [image])[0]
     assert set(model.input_sizes) == {(128, 128)}
     # "continuous" scales exactly; "plus_one" boxes end half a pixel further, as any plus_one
     # detection resized by BoxList.resize does (the original's plain scaling, whole images too)
@@ -233,7 +233,7 @@ def test_duplicates_of_overlapping_tiles_are_merged_by_the_core_nms(convention, 
                         lambda *a, **k: calls.append(len(a[0])) or real_nms(*a, **k))  # fmt: skip
     slicer = SlicedInference.from_config(cfg)
     model = TwoLabelDetector(slicer.transforms, convention)
-    candidates = sum(len(d) for d in slicer.tile_detections(model, image))
+    candidates = sum(len(d) for d in slicer.tile_detections(model, [image])[0])
     merged = slicer.detect(model, image)
     seen = sum(sum(part_in(r, w) is not None for w in windows) for r in rects)
     assert len(rects) >= 8 and seen > len(rects)  # objects in overlaps are found several times

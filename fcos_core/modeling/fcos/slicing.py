@@ -191,37 +191,61 @@ class SlicedInference:
         plain inference (the image at the test size), fields "scores" and "labels"."""
         _check_images(images)
         results = []
-        for image in images:
+        for image, merged in zip(images, self.detect_batch(model, images, device)):
             height, width = image.shape[:2]
             test_height, test_width = get_size((width, height), self.min_size_test,
                                                self.max_size_test)  # fmt: skip
-            results.append(self.detect(model, image, device).resize((test_width, test_height)))
+            results.append(merged.resize((test_width, test_height)))
         return results
 
     def detect(
         self, model: nn.Module, image: np.ndarray, device: torch.device | str = "cpu"
     ) -> BoxList:
         """Merged detections of one original image, in its own pixels."""
-        parts = self.tile_detections(model, image, device)
+        return self.detect_batch(model, [image], device)[0]
+
+    @torch.no_grad()
+    def detect_batch(
+        self, model: nn.Module, images: Sequence[np.ndarray], device: torch.device | str = "cpu"
+    ) -> list[BoxList]:
+        """Merged detections of N original images, each in its own pixels. The tiles of all N
+        share forward passes; the whole images (INCLUDE_FULL_IMAGE) run as one batch."""
+        parts = self.tile_detections(model, images, device)
         if self.include_full_image:
-            parts += self.run_model(model, [image], device)
-        return select_over_all_levels(
-            cat_boxlist(parts), self.nms_thresh, self.detections_per_img,
-            self.detections_per_img_ties,
-        )  # fmt: skip
+            for per_image, whole in zip(parts, self.run_model(model, images, device)):
+                per_image.append(whole)
+        return [
+            select_over_all_levels(
+                cat_boxlist(per_image),
+                self.nms_thresh,
+                self.detections_per_img,
+                self.detections_per_img_ties,
+            )  # fmt: skip
+            for per_image in parts
+        ]
 
     def tile_detections(
-        self, model: nn.Module, image: np.ndarray, device: torch.device | str = "cpu"
-    ) -> list[BoxList]:
-        """T BoxLists: each tile's detections (before the merge), in the original image's
-        pixels (size (W, H))."""
-        height, width = image.shape[:2]
-        windows = tile_windows(height, width, self.tile_size, self.overlap)
+        self, model: nn.Module, images: Sequence[np.ndarray], device: torch.device | str = "cpu"
+    ) -> list[list[BoxList]]:
+        """For each of the N images, its T tiles' detections (before the merge) in the image's
+        own pixels (size (W, H)); TILES_PER_BATCH tiles, of any of the images, per pass."""
+        jobs = [
+            (i, window)
+            for i, image in enumerate(images)
+            for window in tile_windows(*image.shape[:2], self.tile_size, self.overlap)
+        ]
         found: list[BoxList] = []
-        for start in range(0, len(windows), self.tiles_per_batch):
-            batch = windows[start : start + self.tiles_per_batch]
-            found += self.run_model(model, [image[w.y0 : w.y1, w.x0 : w.x1] for w in batch], device)
-        return [shift_detections(d, w, (width, height)) for d, w in zip(found, windows)]
+        for start in range(0, len(jobs), self.tiles_per_batch):
+            crops = [
+                images[i][w.y0 : w.y1, w.x0 : w.x1]
+                for i, w in jobs[start : start + self.tiles_per_batch]
+            ]
+            found += self.run_model(model, crops, device)
+        per_image: list[list[BoxList]] = [[] for _ in images]
+        for (i, window), detections in zip(jobs, found):
+            height, width = images[i].shape[:2]
+            per_image[i].append(shift_detections(detections, window, (width, height)))
+        return per_image
 
     def run_model(
         self, model: nn.Module, images: Sequence[np.ndarray], device: torch.device | str
