@@ -8,7 +8,8 @@ Per-class thresholds: --class-thresholds 0.5,0.4,... (one per class, labels 1..C
 come from --dataset NAME (a catalog dataset, e.g. shapes_val), else COCO names for 80 classes.
 Also writes detections.json. `fcos detect` does the same (and takes single images too); both use
 `fcos_core.engine.predictor.FCOSPredictor`. Untrained weights are refused unless
---allow-random-weights.
+--allow-random-weights. Sliced inference (small objects in large images) is config keys at the
+end: `TEST.SLICE.ENABLED True TEST.SLICE.TILE_SIZE 512` (docs/sliced_inference.md).
 """
 
 from __future__ import annotations

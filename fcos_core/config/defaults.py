@@ -336,6 +336,26 @@ _C.TEST.BBOX_AUG.MAX_SIZE = 4000
 # Also run the flipped image at each extra scale.
 _C.TEST.BBOX_AUG.SCALE_H_FLIP = False
 
+# Sliced inference for large images (fcos addition; see fcos_core/modeling/fcos/slicing.py): square
+# tiles cut from the original image go through the test transforms and the model, their boxes are
+# shifted back into the image and merged with the whole-image pass by class-aware NMS
+# (MODEL.FCOS.NMS_TH) and the DETECTIONS_PER_IMG cap. Cannot be combined with TEST.BBOX_AUG.
+_C.TEST.SLICE = CN()
+# Enable sliced inference (evaluation, the predictor, fcos detect and the demo).
+_C.TEST.SLICE.ENABLED = False
+# Side of a square tile in pixels of the original image; each tile is then resized by the test
+# transforms (INPUT.MIN_SIZE_TEST = TILE_SIZE runs tiles at the image's own scale). An image
+# smaller than a tile in a dimension gets one tile that spans it there.
+_C.TEST.SLICE.TILE_SIZE = 512
+# Pixels shared by neighbouring tiles (0 <= OVERLAP < TILE_SIZE); the last tile of a row or
+# column is aligned to the image border, so it may share more. Objects up to this size are seen
+# whole in some tile.
+_C.TEST.SLICE.OVERLAP = 128
+# Also run the whole image (resized to the test size) and merge its detections with the tiles'.
+_C.TEST.SLICE.INCLUDE_FULL_IMAGE = True
+# Tiles per forward pass (the tiles of all images of a test batch share the passes).
+_C.TEST.SLICE.TILES_PER_BATCH = 8
+
 # -----------------------------------------------------------------------------
 # Misc
 # -----------------------------------------------------------------------------

@@ -24,7 +24,7 @@ from yacs.config import CfgNode
 from fcos_core.data.collate_batch import BatchCollator, BBoxAugCollator
 from fcos_core.data.datasets import COCODataset, ConcatDataset, PascalVOCDataset
 from fcos_core.data.datasets.synthetic import ensure_split
-from fcos_core.data.datasets.synthetic_render import SHAPE_CLASSES
+from fcos_core.data.datasets.synthetic_render import SHAPE_CLASSES, ObjectSpec
 from fcos_core.data.samplers import (
     DistributedSampler,
     GroupedBatchSampler,
@@ -76,6 +76,7 @@ def dataset_entry(catalog: Any, name: str) -> dict[str, Any]:
         spec["num_images"],
         spec["image_size"],
         spec["seed"],
+        ObjectSpec(**(spec.get("objects") or {})),
     )
     if spec["fmt"] == "voc":
         entry["args"] = dict(entry["args"], classes=SHAPE_CLASSES)
@@ -177,8 +178,9 @@ def _images_per_process(total: int, key: str, world_size: int) -> int:
 
 
 def _test_time_augmented(cfg: CfgNode, is_train: bool) -> bool:
-    """Test loaders hand over untransformed images when TEST.BBOX_AUG.ENABLED."""
-    return not is_train and cfg.TEST.BBOX_AUG.ENABLED
+    """Test loaders hand over untransformed images when TEST.BBOX_AUG.ENABLED or
+    TEST.SLICE.ENABLED (sliced inference cuts its tiles from the original images)."""
+    return not is_train and (cfg.TEST.BBOX_AUG.ENABLED or cfg.TEST.SLICE.ENABLED)
 
 
 def _loader_for(

@@ -27,12 +27,18 @@ logger = logging.getLogger(__name__)
 PREDICTIONS_FILE = "predictions.pth"
 
 
-# Test-time augmentation: (model, original images of a batch, device) -> detections.
+# Test-time augmentation (TEST.BBOX_AUG) or sliced inference (TEST.SLICE): (model, original
+# images of a batch, device) -> detections in the frame of plain inference.
 TestTimeAugmentation = Callable[[nn.Module, Any, torch.device], list[BoxList]]
 
 
 def make_test_time_augmentation(cfg: CfgNode) -> TestTimeAugmentation | None:
-    """TEST.BBOX_AUG's test-time augmentation for ``inference``, or None when it is off."""
+    """What ``inference`` runs on the original images: TEST.BBOX_AUG's test-time augmentation,
+    TEST.SLICE's sliced inference (both at once is a ConfigError), or None when both are off."""
+    if cfg.TEST.SLICE.ENABLED:
+        from fcos_core.modeling.fcos.slicing import SlicedInference
+
+        return SlicedInference.from_config(cfg)  # refuses TEST.BBOX_AUG too
     if not cfg.TEST.BBOX_AUG.ENABLED:
         return None
     from fcos_core.modeling.fcos.tta import FCOSTestTimeAugmentation
@@ -46,8 +52,9 @@ def compute_on_dataset(
 ) -> dict[int, BoxList]:  # fmt: skip
     """Detections of this process's share of the dataset, on the CPU, keyed by dataset index.
 
-    Without ``tta`` the loader yields ImageLists of transformed images; with it (TEST.BBOX_AUG)
-    the original images, which ``tta`` transforms once per pass (see modeling/fcos/tta.py).
+    Without ``tta`` the loader yields ImageLists of transformed images; with it (TEST.BBOX_AUG
+    or TEST.SLICE) the original images, which ``tta`` transforms once per pass or tile (see
+    modeling/fcos/tta.py and slicing.py).
     """
     model.eval()
     results: dict[int, BoxList] = {}
@@ -58,7 +65,8 @@ def compute_on_dataset(
             if tta is None and not isinstance(images, ImageList):
                 raise TypeError(
                     "inference: the test loader yields untransformed images (TEST.BBOX_AUG."
-                    "ENABLED is on) but no test-time augmentation was given; pass "
+                    "ENABLED or TEST.SLICE.ENABLED is on) but no test-time augmentation or "
+                    "sliced inference was given; pass "
                     "tta=make_test_time_augmentation(cfg)"
                 )
             outputs = tta(model, images, device) if tta else model(images.to(device))

@@ -15,7 +15,8 @@ Inputs: image paths, folders (their images, sorted by name), or uint8[H, W, 3] n
 **BGR** channel order, as ``cv2.imread`` returns them. Weights: a file path, an http(s) URL, a
 ``catalog://`` name or a model zoo name (``FCOS_imprv_R_50_FPN_1x``). A model whose weights do not
 cover every parameter (an empty MODEL.WEIGHT, ImageNet backbone weights) is refused unless
-``allow_random_weights=True``.
+``allow_random_weights=True``. With TEST.SLICE.ENABLED each image runs as tiles (sliced inference,
+for small objects in large images; ``fcos_core.modeling.fcos.slicing``).
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ from fcos_core.data.transforms import build_transforms
 from fcos_core.engine.defaults import load_config
 from fcos_core.export.fast_path import prepare_fast_inference
 from fcos_core.modeling.detector import build_detection_model
+from fcos_core.modeling.fcos.slicing import SlicedInference
 from fcos_core.structures.bounding_box import BoxList
 from fcos_core.utils.checkpoint import DetectronCheckpointer
 from fcos_core.utils.env import resolve_device
@@ -177,6 +179,8 @@ class FCOSPredictor:
         if self.cfg.TEST.FAST_PATH:  # folded FrozenBN, channels_last, inference_mode
             self.model = prepare_fast_inference(self.model, self.cfg, inplace=True)
         self.transforms = build_transforms(self.cfg, is_train=False)
+        # TEST.SLICE: tiles of each image through the same model, merged (None: whole images).
+        self.slicer = SlicedInference.from_config(self.cfg) if self.cfg.TEST.SLICE.ENABLED else None
         num_classes = self.cfg.MODEL.FCOS.NUM_CLASSES - 1
         self.class_names = list(class_names) if class_names else default_class_names(num_classes)
         if len(self.class_names) != num_classes:
@@ -247,8 +251,11 @@ class FCOSPredictor:
     @torch.no_grad()
     def predict_batch(self, images_rgb: Sequence[np.ndarray]) -> list[BoxList]:
         """Detections above threshold of uint8[H, W, 3] RGB images, in their own frames."""
-        tensors = [self.transforms(image, None)[0].to(self.device) for image in images_rgb]
-        outputs = self.model(tensors)
+        if self.slicer is not None:  # merged detections in each image's own pixels
+            outputs = self.slicer.detect_batch(self.model, images_rgb, self.device)
+        else:
+            tensors = [self.transforms(image, None)[0].to(self.device) for image in images_rgb]
+            outputs = self.model(tensors)
         results = []
         for image, det in zip(images_rgb, outputs):
             height, width = image.shape[:2]

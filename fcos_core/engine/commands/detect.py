@@ -28,7 +28,9 @@ Detect objects in images and folders of images. Writes one annotated copy per im
 
 Defaults: --config-file {DEFAULT_CONFIG} with --weights {DEFAULT_WEIGHTS} (downloaded once).
 Weights: a .pth path, a URL or a model zoo name. Untrained weights are refused unless
---allow-random-weights. KEY VALUE config overrides go at the end.
+--allow-random-weights. KEY VALUE config overrides go at the end, e.g. sliced inference for
+small objects in large images: TEST.SLICE.ENABLED True TEST.SLICE.TILE_SIZE 512
+(docs/sliced_inference.md).
 """
 
 

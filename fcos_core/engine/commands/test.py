@@ -18,6 +18,8 @@ Evaluate a detector on DATASETS.TEST (single process or distributed).
 Weights evaluated: --ckpt if given, else MODEL.WEIGHT if set, else OUTPUT_DIR's last checkpoint.
 --resume evaluates OUTPUT_DIR's last checkpoint even when MODEL.WEIGHT is set.
 Results go to OUTPUT_DIR/inference/<dataset>/ (default OUTPUT_DIR: output/<config name>).
+Sliced inference (large images, small objects): TEST.SLICE.ENABLED True TEST.SLICE.TILE_SIZE 512
+TEST.SLICE.OVERLAP 128 (docs/sliced_inference.md).
 """
 
 

@@ -1,4 +1,5 @@
-"""The FCOS head, its targets, losses, post-processing and test-time augmentation."""
+"""The FCOS head, its targets, losses, post-processing, test-time augmentation and
+sliced inference."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from fcos_core.modeling.fcos.locations import compute_locations, compute_locatio
 from fcos_core.modeling.fcos.loss import FCOSLossComputation
 from fcos_core.modeling.fcos.module import FCOSModule
 from fcos_core.modeling.fcos.postprocess import FCOSPostProcessor
+from fcos_core.modeling.fcos.slicing import SlicedInference
 from fcos_core.modeling.fcos.tta import FCOSTestTimeAugmentation
 
 __all__ = [
@@ -15,6 +17,7 @@ __all__ = [
     "FCOSModule",
     "FCOSPostProcessor",
     "FCOSTestTimeAugmentation",
+    "SlicedInference",
     "compute_locations",
     "compute_locations_per_level",
 ]
