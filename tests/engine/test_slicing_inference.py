@@ -199,7 +199,7 @@ def test_fcos_detect_and_the_demo_slice_with_config_keys(tiny_cfg, tmp_path, mon
         inputs=[str(folder), *opts], input=[], output=str(tmp_path / "detect"),
         config_file=str(TINY_YAML), weights=weights,
         threshold=0.0, class_thresholds=None, dataset=None, device="cpu", batch_size=1,
-        no_fast=False, bf16=False, allow_random_weights=False,
+        no_fast=False, autocast=None, allow_random_weights=False,
     )  # fmt: skip
     (record,) = detect.run(args)
     assert sizes == [(240, 320)] and len(record["detections"]) > 5
