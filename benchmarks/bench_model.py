@@ -40,10 +40,10 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 from bench_util import (  # noqa: E402
+    Floors,
     Row,
     cuda_peak_mib,
     images_for,
-    peak_gflops,
     peak_rss_mib,
     print_table,
     time_pair,
@@ -63,7 +63,6 @@ FULL = {"infer": (800, 1216), "train": (512, 640)}
 QUICK = {"infer": (128, 192), "train": (128, 160)}
 # Batch of the extra fast-path throughput row on CUDA.
 CUDA_FAST_BATCH = 8
-DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 @torch.no_grad()
@@ -153,17 +152,27 @@ def detections_note(detections: list[BoxList]) -> str:
     return f"{scores.numel()} dets, scores {scores.min():.3f}-{scores.max():.3f}"
 
 
+def model_gflop(ours: nn.Module, mean: Tensor, std: Tensor, hw: tuple[int, int], dev: str):
+    """FLOPs (GFLOP, 2 per multiply-add) of our batch-1 inference at ``hw``."""
+    counter = FlopCounterMode(display=False)
+    with counter:
+        ours_runner(ours, mean, std)(images_for(1, hw, seed=1, device=dev))
+    return counter.get_total_flops() / 1e9
+
+
 def inference_rows(args, tv, ours, mean, std) -> list[Row]:
-    """fp32 rows (batch 1, optionally 4), fast-path rows (batch 1; batch 8 on CUDA; compiled)."""
+    """fp32 rows (batch 1, optionally 4), fast-path rows (batch 1; batch 8 on CUDA; compiled),
+    then the floor rows (`Floors`), measured alongside them."""
     hw, dev = (QUICK if args.quick else FULL)["infer"], args.device
     run_ours, run_tv = ours_runner(ours, mean, std), tv_runner(tv)
+    floors = Floors(model_gflop(ours, mean, std, hw, dev), hw, dev, args.quick)
     rows = []
     for batch in (1, 4) if args.batch4 and not args.quick else (1,):
         images = images_for(batch, hw, seed=batch, device=dev)
-        got = time_pair([lambda x=images: run_ours(x), lambda x=images: run_tv(x)],
-                        args.repeats, dev)  # fmt: skip
-        rows.append(Row(f"inference fp32 b{batch} {hw[0]}x{hw[1]}", *got,
-                        detections_note(run_ours(images))))  # fmt: skip
+        name = f"inference fp32 b{batch} {hw[0]}x{hw[1]}"
+        got = floors.time_row("fp32", name, batch, [lambda x=images: run_ours(x),
+                              lambda x=images: run_tv(x)], args.repeats)  # fmt: skip
+        rows.append(Row(name, *got, detections_note(run_ours(images))))
     autocasts = list(dict.fromkeys(["", args.fast_autocast]))
     variants = [(a, False) for a in autocasts] + [(a, True) for a in autocasts if args.compile]
     batches = (1, CUDA_FAST_BATCH) if dev.startswith("cuda") and not args.quick else (1,)
@@ -173,14 +182,16 @@ def inference_rows(args, tv, ours, mean, std) -> list[Row]:
         for autocast, compiled in variants if batch == 1 else variants[-1:]:
             fast = prepare_fast_inference(ours, autocast=autocast, compiled=compiled)
             run_fast = ours_runner(fast, mean, std)
-            got = time_pair([lambda f=run_fast, x=images: f(x), lambda x=images: run_tv(x)],
-                            args.repeats, dev)  # fmt: skip
+            label = f"fast path ({autocast or 'fp32'}{', compiled' if compiled else ''})"
+            name = f"{label} b{batch} {hw[0]}x{hw[1]}"
+            got = floors.time_row(autocast or "fp32", name, batch,
+                                  [lambda f=run_fast, x=images: f(x), lambda x=images: run_tv(x)],
+                                  args.repeats)  # fmt: skip
             note = matched_note(reference, run_fast(images))
             if batch > 1:
                 note += f"; {batch * 1e3 / got[0][0]:.0f} img/s"
-            name = f"fast path ({autocast or 'fp32'}{', compiled' if compiled else ''})"
-            rows.append(Row(f"{name} b{batch} {hw[0]}x{hw[1]}", *got, note))
-    return rows
+            rows.append(Row(name, *got, note))
+    return rows + floors.rows()
 
 
 def train_row(args, tv, ours) -> Row:
@@ -209,27 +220,6 @@ def train_row(args, tv, ours) -> Row:
                      lambda: step(tv, opt_tv, images, tv_targets)], args.repeats, dev)  # fmt: skip
     ours.eval(), tv.eval()
     return Row(f"train step fp32 b2 {hw[0]}x{hw[1]}", *got)
-
-
-def floor_rows(args, ours, mean, std) -> list[Row]:
-    """FLOPs of our batch-1 inference / measured peak, in fp32 and the fast-path dtype.
-
-    The peak is the faster of a large torch.mm and the head's 3x3 256->256 conv at the P3 size.
-    """
-    hw, dev = (QUICK if args.quick else FULL)["infer"], args.device
-    images = images_for(1, hw, seed=1, device=dev)
-    counter = FlopCounterMode(display=False)
-    with counter:
-        ours_runner(ours, mean, std)(images)
-    gflop = counter.get_total_flops() / 1e9
-    rows = []
-    for name in dict.fromkeys(["fp32", args.fast_autocast or "fp32"]):
-        side = 512 if args.quick else 0
-        mm, conv = peak_gflops(DTYPES[name], (hw[0] // 8, hw[1] // 8), args.repeats, dev, side)
-        floor = gflop / max(mm, conv) * 1e3
-        note = f"{gflop:.1f} GFLOP / max(mm {mm:.0f}, conv {conv:.0f}) GFLOP/s"
-        rows.append(Row(f"floor {name} b1 {hw[0]}x{hw[1]}", (floor, floor), None, note))
-    return rows
 
 
 def rss_child(which: str, quick: bool) -> None:
@@ -326,7 +316,6 @@ def main(argv: list[str] | None = None) -> list[Row]:
     mean = torch.tensor([0.485, 0.456, 0.406], device=args.device).view(3, 1, 1)
     std = torch.tensor([0.229, 0.224, 0.225], device=args.device).view(3, 1, 1)
     rows = inference_rows(args, tv, ours, mean, std)
-    rows += floor_rows(args, ours, mean, std)
     rows.append(train_row(args, tv, ours))
     rows.append(memory_row(args, tv, ours, mean, std))
     where = torch.cuda.get_device_name(args.device) if args.device.startswith("cuda") else "cpu"
