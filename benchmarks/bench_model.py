@@ -26,6 +26,7 @@ import argparse
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 
 import torch
@@ -165,7 +166,7 @@ def inference_rows(args, tv, ours, mean, std) -> list[Row]:
     then the floor rows (`Floors`), measured alongside them."""
     hw, dev = (QUICK if args.quick else FULL)["infer"], args.device
     run_ours, run_tv = ours_runner(ours, mean, std), tv_runner(tv)
-    floors = Floors(model_gflop(ours, mean, std, hw, dev), hw, dev, args.quick)
+    floors = Floors(model_gflop(ours, mean, std, hw, dev), hw, dev, args.quick, args.clock)
     rows = []
     for batch in (1, 4) if args.batch4 and not args.quick else (1,):
         images = images_for(batch, hw, seed=batch, device=dev)
@@ -217,7 +218,8 @@ def train_row(args, tv, ours) -> Row:
 
     ours.train(), tv.train()
     got = time_pair([lambda: step(ours, opt_ours, batch, targets),
-                     lambda: step(tv, opt_tv, images, tv_targets)], args.repeats, dev)  # fmt: skip
+                     lambda: step(tv, opt_tv, images, tv_targets)], args.repeats, dev,
+                    args.clock)  # fmt: skip
     ours.eval(), tv.eval()
     return Row(f"train step fp32 b2 {hw[0]}x{hw[1]}", *got)
 
@@ -295,12 +297,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="autocast of the fast-path row (default: fp16 on CUDA, bf16 on CPUs "
                         "with native bf16, else none)")  # fmt: skip
     p.add_argument("--compile", action="store_true", help="add a torch.compile fast-path row")
+    p.add_argument("--cpu-time", action="store_true",
+                   help="time with this process's CPU time (needs --threads 1): on a shared, "
+                        "busy machine that barely moves, where the wall clock does")  # fmt: skip
     p.add_argument("--weights", help="torchvision FCOS state dict to use instead of random init")
     p.add_argument("--ap-weights", help="trained quickstart checkpoint: add fast_path_ap.py rows")
     p.add_argument("--rss-child", choices=["ours", "tv"], help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.quick:
         args.repeats = 1
+    if args.cpu_time and (args.threads != 1 or args.device != "cpu"):
+        p.error(f"--cpu-time needs --threads 1 on the cpu, got --threads {args.threads} "
+                f"--device {args.device}")  # fmt: skip
+    args.clock = time.process_time if args.cpu_time else time.perf_counter
     if args.fast_autocast is None:
         args.fast_autocast = default_autocast(args.device)
     return args
@@ -320,7 +329,8 @@ def main(argv: list[str] | None = None) -> list[Row]:
     rows.append(memory_row(args, tv, ours, mean, std))
     where = torch.cuda.get_device_name(args.device) if args.device.startswith("cuda") else "cpu"
     header = (f"torch {torch.__version__}, torchvision {torchvision.__version__}, {where}, "
-              f"{args.threads} thread(s), {args.repeats} repeat(s)")  # fmt: skip
+              f"{args.threads} thread(s), {args.repeats} repeat(s)"
+              f"{', CPU time' if args.cpu_time else ''}")  # fmt: skip
     print_table(rows, header)
     if args.ap_weights:
         autocasts = [args.fast_autocast] if args.fast_autocast else []

@@ -35,3 +35,6 @@ def test_bench_model_quick_prints_a_row_per_measurement(run_benchmark):
     for dtype in ("fp32", "bf16"):
         agreement = rows[f"fast path ({dtype}) b1 128x192"].split("|")[5].strip()
         assert re.match(r"\d+\.\d% of fp32 dets matched$", agreement), agreement
+    for dtype, measured in (("fp32", "inference fp32 b1"), ("bf16", "fast path (bf16) b1")):
+        note = rows[f"floor {dtype} b1 128x192"].split("|")[5]
+        assert re.search(rf"ours / floor: .*{re.escape(measured)} {NUMBER}+x", note), note
