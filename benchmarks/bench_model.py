@@ -9,13 +9,13 @@ the image size so it does not rescale; ours: mean/std + padding to 32).
 
 Rows: inference batch 1 (and batch 4 with ``--batch4``) float32; our fast path
 (`fcos_core.export.fast_path`) against torchvision float32, with the fraction of our float32
-detections it matches at IoU >= 0.9 (same label), also compiled with ``--compile`` and at batch 8 on
-CUDA; one training step (forward + backward + SGD) at batch 2, ours in float32 and under
+detections it matches at IoU >= 0.9 (same label), also compiled with ``--compile`` and at batch 8
+on CUDA; one training step (forward + backward + SGD) at batch 2, ours in float32 and under
 ``--train-autocast`` (auto: bfloat16 on CPUs with native bfloat16) against torchvision's float32
-step; peak memory (CPU: RSS of one inference in a fresh process; CUDA: max allocated during one
-inference); the floor (model FLOPs / measured peak). ``--ap-weights`` adds the fast path's AP and
-agreement on the quickstart val split (`fast_path_ap.py`). On a machine with a GPU the same command
-runs there (``--device``).
+step; peak memory (CPU: RSS of one inference
+in a fresh process; CUDA: max allocated during one inference); the floor (model FLOPs / measured
+peak). ``--ap-weights`` adds the fast path's AP and agreement on the quickstart val split
+(`fast_path_ap.py`). On a machine with a GPU the same command runs there (``--device``).
 
     python benchmarks/bench_model.py               # 800x1216 inference, 512x640 training
     python benchmarks/bench_model.py --quick       # tiny sizes, one repetition (smoke test)
@@ -28,15 +28,16 @@ import argparse
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 
 import torch
 import torchvision
 from bench_util import (
+    Floors,
     Row,
     cuda_peak_mib,
     images_for,
-    peak_gflops,
     peak_rss_mib,
     print_table,
     time_pair,
@@ -58,7 +59,6 @@ from fcos_core.structures.image_list import to_image_list
 from fcos_core.utils.precision import DTYPES, PRECISIONS, autocast_dtype
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
 CONFIG = os.path.join(ROOT, "configs", "fcos", "fcos_torchvision_R_50_FPN.yaml")
 FULL = {"infer": (800, 1216), "train": (512, 640)}
 QUICK = {"infer": (128, 192), "train": (128, 160)}
@@ -153,17 +153,27 @@ def detections_note(detections: list[BoxList]) -> str:
     return f"{scores.numel()} dets, scores {scores.min():.3f}-{scores.max():.3f}"
 
 
+def model_gflop(ours: nn.Module, mean: Tensor, std: Tensor, hw: tuple[int, int], dev: str):
+    """FLOPs (GFLOP, 2 per multiply-add) of our batch-1 inference at ``hw``."""
+    counter = FlopCounterMode(display=False)
+    with counter:
+        ours_runner(ours, mean, std)(images_for(1, hw, seed=1, device=dev))
+    return counter.get_total_flops() / 1e9
+
+
 def inference_rows(args, tv, ours, mean, std) -> list[Row]:
-    """float32 rows (batch 1, optionally 4), fast-path rows (batch 1; batch 8 on CUDA; compiled)."""
+    """float32 rows (batch 1, optionally 4), fast-path rows (batch 1; batch 8 on CUDA; compiled),
+    then the floor rows (`Floors`), measured alongside them."""
     hw, dev = (QUICK if args.quick else FULL)["infer"], args.device
     run_ours, run_tv = ours_runner(ours, mean, std), tv_runner(tv)
+    floors = Floors(model_gflop(ours, mean, std, hw, dev), hw, dev, args.quick, args.clock)
     rows = []
     for batch in (1, 4) if args.batch4 and not args.quick else (1,):
         images = images_for(batch, hw, seed=batch, device=dev)
-        got = time_pair([lambda x=images: run_ours(x), lambda x=images: run_tv(x)],
-                        args.repeats, dev)  # fmt: skip
-        rows.append(Row(f"inference float32 b{batch} {hw[0]}x{hw[1]}", *got,
-                        detections_note(run_ours(images))))  # fmt: skip
+        name = f"inference float32 b{batch} {hw[0]}x{hw[1]}"
+        got = floors.time_row("float32", name, batch, [lambda x=images: run_ours(x),
+                              lambda x=images: run_tv(x)], args.repeats)  # fmt: skip
+        rows.append(Row(name, *got, detections_note(run_ours(images))))
     autocasts = list(dict.fromkeys(["float32", args.fast_autocast]))
     variants = [(a, False) for a in autocasts] + [(a, True) for a in autocasts if args.compile]
     batches = (1, CUDA_FAST_BATCH) if dev.startswith("cuda") and not args.quick else (1,)
@@ -173,14 +183,16 @@ def inference_rows(args, tv, ours, mean, std) -> list[Row]:
         for autocast, compiled in variants if batch == 1 else variants[-1:]:
             fast = prepare_fast_inference(ours, autocast=autocast, compiled=compiled)
             run_fast = ours_runner(fast, mean, std)
-            got = time_pair([lambda f=run_fast, x=images: f(x), lambda x=images: run_tv(x)],
-                            args.repeats, dev)  # fmt: skip
+            label = f"fast path ({autocast}{', compiled' if compiled else ''})"
+            name = f"{label} b{batch} {hw[0]}x{hw[1]}"
+            got = floors.time_row(autocast, name, batch,
+                                  [lambda f=run_fast, x=images: f(x), lambda x=images: run_tv(x)],
+                                  args.repeats)  # fmt: skip
             note = matched_note(reference, run_fast(images))
             if batch > 1:
                 note += f"; {batch * 1e3 / got[0][0]:.0f} img/s"
-            name = f"fast path ({autocast}{', compiled' if compiled else ''})"
-            rows.append(Row(f"{name} b{batch} {hw[0]}x{hw[1]}", *got, note))
-    return rows
+            rows.append(Row(name, *got, note))
+    return rows + floors.rows()
 
 
 def train_row(args, tv, ours, dtype: str) -> Row:
@@ -210,31 +222,11 @@ def train_row(args, tv, ours, dtype: str) -> Row:
     ours.train(), tv.train()
     to = None if dtype == "float32" else DTYPES[dtype]
     got = time_pair([lambda: step(ours, opt_ours, batch, targets, autocast_to=to),
-                     lambda: step(tv, opt_tv, images, tv_targets)], args.repeats, dev)  # fmt: skip
+                     lambda: step(tv, opt_tv, images, tv_targets)], args.repeats, dev,
+                    args.clock)  # fmt: skip
     ours.eval(), tv.eval()
     note = "" if to is None else "torchvision in float32"
     return Row(f"train step {dtype} b2 {hw[0]}x{hw[1]}", *got, note)
-
-
-def floor_rows(args, ours, mean, std) -> list[Row]:
-    """FLOPs of our batch-1 inference / measured peak, in float32 and the fast-path dtype.
-
-    The peak is the faster of a large torch.mm and the head's 3x3 256->256 conv at the P3 size.
-    """
-    hw, dev = (QUICK if args.quick else FULL)["infer"], args.device
-    images = images_for(1, hw, seed=1, device=dev)
-    counter = FlopCounterMode(display=False)
-    with counter:
-        ours_runner(ours, mean, std)(images)
-    gflop = counter.get_total_flops() / 1e9
-    rows = []
-    for name in dict.fromkeys(["float32", args.fast_autocast]):
-        side = 512 if args.quick else 0
-        mm, conv = peak_gflops(DTYPES[name], (hw[0] // 8, hw[1] // 8), args.repeats, dev, side)
-        floor = gflop / max(mm, conv) * 1e3
-        note = f"{gflop:.1f} GFLOP / max(mm {mm:.0f}, conv {conv:.0f}) GFLOP/s"
-        rows.append(Row(f"floor {name} b1 {hw[0]}x{hw[1]}", (floor, floor), None, note))
-    return rows
 
 
 def rss_child(which: str, quick: bool) -> None:
@@ -307,12 +299,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="autocast of our extra train-step row (auto as above; float32: no row)",
     )
     p.add_argument("--compile", action="store_true", help="add a torch.compile fast-path row")
+    p.add_argument("--cpu-time", action="store_true",
+                   help="time with this process's CPU time (needs --threads 1): on a shared, "
+                        "busy machine that barely moves, where the wall clock does")  # fmt: skip
     p.add_argument("--weights", help="torchvision FCOS state dict to use instead of random init")
     p.add_argument("--ap-weights", help="trained quickstart checkpoint: add fast_path_ap.py rows")
     p.add_argument("--rss-child", choices=["ours", "tv"], help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.quick:
         args.repeats = 1
+    if args.cpu_time and (args.threads != 1 or args.device != "cpu"):
+        p.error(f"--cpu-time needs --threads 1 on the cpu, got --threads {args.threads} "
+                f"--device {args.device}")  # fmt: skip
+    args.clock = time.process_time if args.cpu_time else time.perf_counter
     args.fast_autocast = resolve_precision("--fast-autocast", args.fast_autocast, args.device)
     args.train_autocast = resolve_precision("--train-autocast", args.train_autocast, args.device)
     return args
@@ -328,13 +327,13 @@ def main(argv: list[str] | None = None) -> list[Row]:
     mean = torch.tensor([0.485, 0.456, 0.406], device=args.device).view(3, 1, 1)
     std = torch.tensor([0.229, 0.224, 0.225], device=args.device).view(3, 1, 1)
     rows = inference_rows(args, tv, ours, mean, std)
-    rows += floor_rows(args, ours, mean, std)
     for dtype in dict.fromkeys(["float32", args.train_autocast]):
         rows.append(train_row(args, tv, ours, dtype))
     rows.append(memory_row(args, tv, ours, mean, std))
     where = torch.cuda.get_device_name(args.device) if args.device.startswith("cuda") else "cpu"
     header = (f"torch {torch.__version__}, torchvision {torchvision.__version__}, {where}, "
-              f"{args.threads} thread(s), {args.repeats} repeat(s)")  # fmt: skip
+              f"{args.threads} thread(s), {args.repeats} repeat(s)"
+              f"{', CPU time' if args.cpu_time else ''}")  # fmt: skip
     print_table(rows, header)
     if args.ap_weights:
         autocasts = [args.fast_autocast] if args.fast_autocast != "float32" else []

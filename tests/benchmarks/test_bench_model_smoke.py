@@ -39,3 +39,9 @@ def test_bench_model_quick_prints_a_row_per_measurement(run_benchmark):
     for dtype in ("float32", "bfloat16"):
         agreement = rows[f"fast path ({dtype}) b1 128x192"].split("|")[5].strip()
         assert re.match(r"\d+\.\d% of float32 dets matched$", agreement), agreement
+    for dtype, measured in (
+        ("float32", "inference float32 b1"),
+        ("bfloat16", "fast path (bfloat16) b1"),
+    ):
+        note = rows[f"floor {dtype} b1 128x192"].split("|")[5]
+        assert re.search(rf"ours / floor: .*{re.escape(measured)} {NUMBER}+x", note), note

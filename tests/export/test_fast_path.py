@@ -13,13 +13,16 @@ from fcos_core.export.fast_path import (
     FLOAT32_HEAD_LAYERS,
     FastInference,
     Float32,
+    cast_conv_weights,
     fold_batchnorm,
     fold_into_conv,
     keep_predictors_float32,
     prepare_fast_inference,
 )
+from fcos_core.layers.dcn import ModulatedDeformConv
 from fcos_core.layers.misc import FrozenBatchNorm2d
 from fcos_core.modeling.detector import build_detection_model
+from fcos_core.structures.boxlist_ops import boxlist_iou
 from fcos_core.structures.image_list import to_image_list
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -76,12 +79,12 @@ def test_batchnorm_without_running_statistics_is_not_folded():
     assert isinstance(block[1], nn.BatchNorm2d)
 
 
-@pytest.fixture(scope="module")
-def model():
-    """The tiny FrozenBN detector with random norm statistics and biases that detect things."""
+def _tiny_detector(opts: list) -> nn.Module:
+    """The tiny FrozenBN detector (config ``opts`` applied) with random norm statistics and head
+    biases that detect things."""
     cfg = default_cfg.clone()
     cfg.merge_from_file(TINY)
-    cfg.TEST.DETECTIONS_PER_IMG = 50
+    cfg.merge_from_list(opts)
     torch.manual_seed(0)
     model = build_detection_model(cfg).eval()
     g = torch.Generator().manual_seed(1)
@@ -93,6 +96,11 @@ def model():
             if name.endswith("bias"):
                 param.normal_(0.5, 0.5, generator=g)
     return model
+
+
+@pytest.fixture(scope="module")
+def model():
+    return _tiny_detector(["TEST.DETECTIONS_PER_IMG", 50])
 
 
 def _run(model, images, head):
@@ -199,3 +207,63 @@ def test_compiled_fast_path_gives_the_same_detections(model):
     torch.testing.assert_close(got[0].bbox, eager[0].bbox, rtol=1e-4, atol=1e-3)
     torch.testing.assert_close(got[0].get_field("scores"), eager[0].get_field("scores"),
                                rtol=1e-4, atol=1e-4)  # fmt: skip
+
+
+def _without_weight_casts(model: nn.Module) -> FastInference:
+    """The bf16 fast path as it was before `cast_conv_weights`: autocast casts every weight."""
+    target = prepare_fast_inference(model, autocast="float32").model
+    keep_predictors_float32(target)
+    return FastInference(target, autocast_dtype=torch.bfloat16).eval()
+
+
+def test_pre_cast_weights_give_what_autocast_gives_exactly(model):
+    fast = prepare_fast_inference(model, autocast="bfloat16")
+    convs = [m for m in fast.model.modules() if type(m) is nn.Conv2d]
+    head = fast.model.rpn.head
+    predictors = {id(getattr(head, name).module) for name in FLOAT32_HEAD_LAYERS}
+    assert all(c.weight.dtype == torch.bfloat16 for c in convs if id(c) not in predictors)
+    assert all(getattr(head, n).module.weight.dtype == torch.float32 for n in FLOAT32_HEAD_LAYERS)
+    assert all(c.weight.is_contiguous(memory_format=torch.channels_last) for c in convs)
+    reference = _without_weight_casts(model)
+    images = to_image_list([torch.randn(3, 128, 160, generator=torch.Generator().manual_seed(6))])
+    got_out, got = _run(fast, images, fast.model.rpn.head)
+    ref_out, ref = _run(reference, images, reference.model.rpn.head)
+    for got_level, ref_level in zip(sum(got_out, []), sum(ref_out, [])):
+        assert torch.equal(got_level, ref_level)
+    assert len(got[0]) > 0 and torch.equal(got[0].bbox, ref[0].bbox)
+    assert torch.equal(got[0].get_field("scores"), ref[0].get_field("scores"))
+
+
+def test_cast_conv_weights_leaves_float32_wrappers_and_deformable_kernels():
+    dcn = ModulatedDeformConv(4, 4, kernel_size=3, bias=True)
+    model = nn.Sequential(nn.Conv2d(3, 4, 1), dcn, Float32(nn.Conv2d(4, 2, 1)))
+    assert cast_conv_weights(model, torch.bfloat16) == 2  # the first conv and dcn.offset
+    assert model[0].weight.dtype == model[0].bias.dtype == torch.bfloat16
+    assert dcn.offset.weight.dtype == torch.bfloat16
+    assert dcn.conv.weight.dtype == model[2].module.weight.dtype == torch.float32
+
+
+def test_bf16_fast_path_reproduces_99_percent_of_the_eager_detections():
+    """No per-image or pre-NMS cap: random weights give near-equal scores (0.62-0.66 here), and
+    which of those survive a top-k cap is decided by bf16 rounding, not by the model; without
+    caps every decision left is a threshold or an NMS overlap."""
+    uncapped = 100000
+    model = _tiny_detector(
+        ["TEST.DETECTIONS_PER_IMG", uncapped, "MODEL.FCOS.PRE_NMS_TOP_N", uncapped]
+    )
+    g = torch.Generator().manual_seed(5)
+    images = [torch.randn(3, 256, 192, generator=g) for _ in range(2)]
+    with torch.no_grad():
+        eager = model(to_image_list(images, 32))
+    fast = prepare_fast_inference(model, autocast="bfloat16")(images)
+    total = sum(len(d) for d in eager)
+    matched = sum(_matched(e, f) for e, f in zip(eager, fast))
+    assert total > 1000
+    assert matched >= 0.99 * total, f"{matched}/{total}"
+
+
+def _matched(reference, other, iou: float = 0.9) -> int:
+    """``reference`` boxes with a same-label box in ``other`` at IoU >= ``iou``."""
+    overlap = boxlist_iou(reference, other)  # (N_ref, N_other)
+    same = reference.get_field("labels")[:, None] == other.get_field("labels")[None, :]
+    return int(((overlap >= iou) & same).any(dim=1).sum())
