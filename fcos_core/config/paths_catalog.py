@@ -13,7 +13,10 @@ file, in any of three ways:
 Relative paths given to `register_*` resolve against the current working directory.
 
 The synthetic shapes dataset (`shapes_train`, `shapes_val`, `shapes_voc_train`, `shapes_voc_test`)
-is generated under DATA_DIR the first time its name is looked up.
+is generated under DATA_DIR the first time a dataset is built from its name. Its small-object
+variant: `shapes_small_train` / `shapes_small_val` (256 px images, 8-32 objects of 4-40 px each,
+nearly all COCO "small") and `shapes_large_val` (1024 px images, 30-90 objects of 8-40 px, for
+sliced inference).
 """
 
 from __future__ import annotations
@@ -32,6 +35,11 @@ logger = logging.getLogger(__name__)
 # Synthetic shapes defaults (image side in px, seed); counts are per catalog name below.
 SHAPES_IMAGE_SIZE = 256
 SHAPES_SEED = 0
+# Objects of the small-object splits, as keyword arguments of
+# fcos_core.data.datasets.synthetic_render.ObjectSpec (sides in px, objects tried per image).
+SHAPES_SMALL_OBJECTS = {"min_side": 4, "max_side": 40, "min_objects": 8, "max_objects": 32}
+SHAPES_LARGE_IMAGE_SIZE = 1024
+SHAPES_LARGE_OBJECTS = {"min_side": 8, "max_side": 40, "min_objects": 30, "max_objects": 90}
 
 
 class DatasetNotFoundError(KeyError):
@@ -86,14 +94,22 @@ def _builtin_datasets() -> dict[str, dict[str, str]]:
     return entries
 
 
-def _synthetic(fmt: str, split: str, num_images: int) -> dict[str, Any]:
+def _synthetic(
+    fmt: str,
+    split: str,
+    num_images: int,
+    image_size: int = SHAPES_IMAGE_SIZE,
+    objects: dict[str, int] | None = None,
+) -> dict[str, Any]:
+    """A synthetic split's spec; `objects` None: the original object sizes and counts."""
     return {
         "fmt": fmt,
         "split": split,
         "num_images": num_images,
-        "image_size": SHAPES_IMAGE_SIZE,
+        "image_size": image_size,
         "seed": SHAPES_SEED,
         "out_dir": None,
+        "objects": None if objects is None else dict(objects),
     }
 
 
@@ -107,6 +123,11 @@ class DatasetCatalog:
         "shapes_val": _synthetic("coco", "val", 300),
         "shapes_voc_train": _synthetic("voc", "train", 200),
         "shapes_voc_test": _synthetic("voc", "test", 100),
+        "shapes_small_train": _synthetic("coco", "small_train", 2000, objects=SHAPES_SMALL_OBJECTS),
+        "shapes_small_val": _synthetic("coco", "small_val", 200, objects=SHAPES_SMALL_OBJECTS),
+        "shapes_large_val": _synthetic(
+            "coco", "large_val", 40, SHAPES_LARGE_IMAGE_SIZE, SHAPES_LARGE_OBJECTS
+        ),
     }
     # User registrations: name -> dict(factory=..., args=...) with absolute paths.
     REGISTERED: dict[str, dict[str, Any]] = {}
@@ -123,7 +144,8 @@ class DatasetCatalog:
         Returns:
             dict(factory="COCODataset" | "PascalVOCDataset", args=dict of constructor kwargs);
             a synthetic split adds ``synthetic=dict(fmt, out_dir, split, num_images,
-            image_size, seed)``, which ``fcos_core.data.build.dataset_entry`` renders.
+            image_size, seed, objects)``, which ``fcos_core.data.build.dataset_entry`` renders
+            (``objects``: ObjectSpec keyword arguments, or None for the original objects).
 
         Raises:
             DatasetNotFoundError: `name` is unknown (the message lists the known names).
@@ -175,6 +197,7 @@ class DatasetCatalog:
             "num_images": spec["num_images"],
             "image_size": spec["image_size"],
             "seed": spec["seed"],
+            "objects": spec.get("objects"),
         }
         if fmt == "coco":
             args = {
@@ -230,9 +253,12 @@ class DatasetCatalog:
         seed: int = SHAPES_SEED,
         fmt: str = "coco",
         out_dir: str | None = None,
+        objects: dict[str, int] | None = None,
     ) -> None:
         """Register a synthetic shapes split of a chosen size; rendered when a dataset is
-        built from it (`fcos_core.data.build.dataset_entry`).
+        built from it (`fcos_core.data.build.dataset_entry`). `objects`: keyword arguments of
+        `fcos_core.data.datasets.synthetic_render.ObjectSpec` (min_side, max_side, min_objects,
+        max_objects), None for the original objects.
 
         Synthetic names may be registered again (also the built-in shapes_* ones, e.g. to change
         the image count or size); the files are regenerated when the arguments differ.
@@ -248,6 +274,7 @@ class DatasetCatalog:
             "image_size": int(image_size),
             "seed": int(seed),
             "out_dir": os.path.abspath(out_dir) if out_dir else None,
+            "objects": None if objects is None else dict(objects),
         }
         cls.SYNTHETIC[name] = spec
 

@@ -24,7 +24,7 @@ from yacs.config import CfgNode
 from fcos_core.data.collate_batch import BatchCollator, BBoxAugCollator
 from fcos_core.data.datasets import COCODataset, ConcatDataset, PascalVOCDataset
 from fcos_core.data.datasets.synthetic import ensure_split
-from fcos_core.data.datasets.synthetic_render import SHAPE_CLASSES
+from fcos_core.data.datasets.synthetic_render import SHAPE_CLASSES, ObjectSpec
 from fcos_core.data.samplers import (
     DistributedSampler,
     GroupedBatchSampler,
@@ -76,6 +76,7 @@ def dataset_entry(catalog: Any, name: str) -> dict[str, Any]:
         spec["num_images"],
         spec["image_size"],
         spec["seed"],
+        ObjectSpec(**(spec.get("objects") or {})),
     )
     if spec["fmt"] == "voc":
         entry["args"] = dict(entry["args"], classes=SHAPE_CLASSES)

@@ -1,10 +1,12 @@
 """The bundled synthetic "shapes" detection dataset, in COCO or Pascal VOC format.
 
 Five classes (rectangle, ellipse, triangle, cross, ring) in random colours on textured, cluttered
-backgrounds, from ~10 px to 90% of the image side, partly occluding each other (each object keeps
-at least half of its pixels visible). Every COCO area bucket (small < 32^2, medium, large > 96^2)
-is populated. Image `i` of split `s` is rendered from `default_rng([seed, crc32(s), i])`, so the
-dataset is a pure function of (seed, split, image size, count): same arguments, same bytes of json.
+backgrounds, by default 1-8 objects per image from ~10 px to 90% of the image side, partly
+occluding each other (each object keeps at least half of its pixels visible). Every COCO area
+bucket (small < 32^2, medium, large > 96^2) is populated. Object sizes and counts are an
+`ObjectSpec` (e.g. the shapes_small splits: many objects of 4-40 px). Image `i` of split `s` is
+rendered from `default_rng([seed, crc32(s), i])`, so the dataset is a pure function of (seed,
+split, image size, count, object spec): same arguments, same bytes of json.
 
 Layout under `out_dir`:
     COCO: images/<split>/000001.jpg ..., annotations/instances_<split>.json
@@ -12,13 +14,14 @@ Layout under `out_dir`:
 
 Command line:
     python -m fcos_core.data.datasets.synthetic --out datasets/shapes --splits train:2000 val:300 \
-        --size 256 --seed 0 [--format voc]
+        --size 256 --seed 0 [--format voc] [--min-side 4 --max-side 40 --objects 10:40]
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import json
 import logging
 import multiprocessing as mp
@@ -32,7 +35,13 @@ from xml.sax.saxutils import escape
 import cv2
 import numpy as np
 
-from fcos_core.data.datasets.synthetic_render import SHAPE_CLASSES, RenderedObject, render_image
+from fcos_core.data.datasets.synthetic_render import (
+    DEFAULT_OBJECTS,
+    SHAPE_CLASSES,
+    ObjectSpec,
+    RenderedObject,
+    render_image,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -48,9 +57,11 @@ def _image_rng(seed: int, split: str, index: int) -> np.random.Generator:
     return np.random.default_rng([seed, zlib.crc32(split.encode("utf-8")), index])
 
 
-def _render_one(job: tuple[str, int, int, int]) -> tuple[int, np.ndarray, list[RenderedObject]]:
-    split, index, size, seed = job
-    image, objects = render_image(_image_rng(seed, split, index), size)
+def _render_one(
+    job: tuple[str, int, int, int, ObjectSpec],
+) -> tuple[int, np.ndarray, list[RenderedObject]]:
+    split, index, size, seed, spec = job
+    image, objects = render_image(_image_rng(seed, split, index), size, spec)
     return index + 1, image, objects
 
 
@@ -60,13 +71,20 @@ def _default_workers(num_images: int) -> int:
 
 
 def _render_split(
-    split: str, num_images: int, size: int, seed: int, workers: int | None = None
+    split: str,
+    num_images: int,
+    size: int,
+    seed: int,
+    workers: int | None = None,
+    objects: ObjectSpec = DEFAULT_OBJECTS,
 ) -> Iterator[tuple[int, np.ndarray, list[RenderedObject]]]:
     """Yield (image id, RGB image, objects) in image-id order, rendered by `workers` processes.
 
-    Each image depends only on (seed, split, index), so the output does not depend on `workers`.
+    Each image depends only on (seed, split, index, objects), so the output does not depend on
+    `workers`.
     """
-    jobs = [(split, i, size, seed) for i in range(num_images)]
+    objects.check_image_size(size)
+    jobs = [(split, i, size, seed, objects) for i in range(num_images)]
     workers = _default_workers(num_images) if workers is None else workers
     if workers <= 1 or "fork" not in mp.get_all_start_methods():
         yield from map(_render_one, jobs)
@@ -85,8 +103,10 @@ def _write_jpeg(path: str, image_rgb: np.ndarray) -> None:
         f.write(buf.tobytes())
 
 
-def _info(split: str, num_images: int, size: int, seed: int) -> dict:
-    return {
+def _info(split: str, num_images: int, size: int, seed: int, objects: ObjectSpec) -> dict:
+    """The split's identity (json "info"; the cache check compares it). The default object spec
+    adds no key, so the original splits keep their bytes."""
+    info = {
         "description": _DESCRIPTION,
         "version": FORMAT_VERSION,
         "split": split,
@@ -94,6 +114,9 @@ def _info(split: str, num_images: int, size: int, seed: int) -> dict:
         "image_size": size,
         "seed": seed,
     }
+    if objects != DEFAULT_OBJECTS:
+        info["objects"] = dataclasses.asdict(objects)
+    return info
 
 
 def _atomic_write_text(path: str, text: str) -> None:
@@ -104,7 +127,12 @@ def _atomic_write_text(path: str, text: str) -> None:
 
 
 def generate_coco_split(
-    out_dir: str, split: str, num_images: int, size: int = 256, seed: int = 0
+    out_dir: str,
+    split: str,
+    num_images: int,
+    size: int = 256,
+    seed: int = 0,
+    objects: ObjectSpec = DEFAULT_OBJECTS,
 ) -> str:
     """Write one split in COCO format; returns the json path (written last, atomically)."""
     image_dir = os.path.join(out_dir, "images", split)
@@ -112,11 +140,12 @@ def generate_coco_split(
     os.makedirs(tmp_dir, exist_ok=True)
     os.makedirs(os.path.join(out_dir, "annotations"), exist_ok=True)
     images, annotations = [], []
-    for image_id, image, objects in _render_split(split, num_images, size, seed):
+    rendered = _render_split(split, num_images, size, seed, objects=objects)
+    for image_id, image, image_objects in rendered:
         file_name = f"{image_id:06d}.jpg"
         _write_jpeg(os.path.join(tmp_dir, file_name), image)
         images.append({"id": image_id, "file_name": file_name, "width": size, "height": size})
-        for obj in objects:
+        for obj in image_objects:
             x1, y1, x2, y2 = obj.box
             annotations.append(
                 {
@@ -131,7 +160,7 @@ def generate_coco_split(
     shutil.rmtree(image_dir, ignore_errors=True)
     os.replace(tmp_dir, image_dir)
     data = {
-        "info": _info(split, num_images, size, seed),
+        "info": _info(split, num_images, size, seed, objects),
         "images": images,
         "annotations": annotations,
         "categories": [
@@ -161,7 +190,12 @@ def _voc_xml(file_stem: str, size: int, objects: list[RenderedObject]) -> str:
 
 
 def generate_voc_split(
-    out_dir: str, split: str, num_images: int, size: int = 256, seed: int = 0
+    out_dir: str,
+    split: str,
+    num_images: int,
+    size: int = 256,
+    seed: int = 0,
+    objects: ObjectSpec = DEFAULT_OBJECTS,
 ) -> str:
     """Write one split in Pascal VOC format; returns the image-set file (written last).
 
@@ -170,16 +204,18 @@ def generate_voc_split(
     for sub in ("JPEGImages", "Annotations", os.path.join("ImageSets", "Main")):
         os.makedirs(os.path.join(out_dir, sub), exist_ok=True)
     stems = []
-    for image_id, image, objects in _render_split(split, num_images, size, seed):
+    rendered = _render_split(split, num_images, size, seed, objects=objects)
+    for image_id, image, image_objects in rendered:
         stem = f"{split}_{image_id:06d}"
         _write_jpeg(os.path.join(out_dir, "JPEGImages", f"{stem}.jpg"), image)
         _atomic_write_text(
-            os.path.join(out_dir, "Annotations", f"{stem}.xml"), _voc_xml(stem, size, objects)
+            os.path.join(out_dir, "Annotations", f"{stem}.xml"),
+            _voc_xml(stem, size, image_objects),
         )
         stems.append(stem)
     _atomic_write_text(
         voc_info_path(out_dir, split),
-        json.dumps(_info(split, num_images, size, seed), sort_keys=True),
+        json.dumps(_info(split, num_images, size, seed, objects), sort_keys=True),
     )
     split_file = os.path.join(out_dir, "ImageSets", "Main", f"{split}.txt")
     _atomic_write_text(split_file, "\n".join(stems) + "\n")
@@ -229,18 +265,24 @@ def _dir_lock(out_dir: str) -> Iterator[None]:
 
 
 def ensure_split(
-    fmt: str, out_dir: str, split: str, num_images: int, size: int = 256, seed: int = 0
+    fmt: str,
+    out_dir: str,
+    split: str,
+    num_images: int,
+    size: int = 256,
+    seed: int = 0,
+    objects: ObjectSpec = DEFAULT_OBJECTS,
 ) -> None:
     """Generate a split unless an identical one (same format version and arguments) exists."""
     if fmt not in ("coco", "voc"):
         raise ValueError(f"synthetic format must be 'coco' or 'voc', got {fmt!r}")
-    wanted = _info(split, num_images, size, seed)
+    wanted = _info(split, num_images, size, seed, objects)
     with _dir_lock(out_dir):
         if _cached_info(fmt, out_dir, split) == wanted:
             return
         start = time.time()
         writer = generate_coco_split if fmt == "coco" else generate_voc_split
-        writer(out_dir, split, num_images, size, seed)
+        writer(out_dir, split, num_images, size, seed, objects)
         logger.info(
             "generated synthetic %s split %r (%d images, %d px) in %s in %.1f s",
             fmt,
@@ -261,6 +303,27 @@ def _parse_split(text: str) -> tuple[str, int]:
     return name, int(count)
 
 
+def _parse_range(text: str) -> tuple[int, int]:
+    low, _, high = text.partition(":")
+    if not (low.isdigit() and high.isdigit()):
+        raise argparse.ArgumentTypeError(f"expected MIN:MAX (e.g. 10:40), got {text!r}")
+    return int(low), int(high)
+
+
+def _object_spec(parser: argparse.ArgumentParser, args: argparse.Namespace) -> ObjectSpec:
+    """The command line's --min-side / --max-side / --objects as an ObjectSpec."""
+    min_objects, max_objects = args.objects or (
+        DEFAULT_OBJECTS.min_objects,
+        DEFAULT_OBJECTS.max_objects,
+    )
+    try:
+        spec = ObjectSpec(args.min_side, args.max_side, min_objects, max_objects)
+        spec.check_image_size(args.size)
+    except ValueError as e:
+        parser.error(f"--min-side / --max-side / --objects: {e}")
+    return spec
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="Generate the synthetic shapes detection dataset.")
     parser.add_argument("--out", required=True, help="output folder")
@@ -274,13 +337,33 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--size", type=int, default=256, help="image side in pixels (default 256)")
     parser.add_argument("--seed", type=int, default=0, help="base seed (default 0)")
     parser.add_argument("--format", choices=("coco", "voc"), default="coco")
+    parser.add_argument(
+        "--min-side",
+        type=int,
+        default=DEFAULT_OBJECTS.min_side,
+        help=f"smallest object side in px (default {DEFAULT_OBJECTS.min_side})",
+    )
+    parser.add_argument(
+        "--max-side",
+        type=int,
+        default=None,
+        help="largest object side in px (default: up to 90%% of the image side)",
+    )
+    parser.add_argument(
+        "--objects",
+        type=_parse_range,
+        default=None,
+        help="MIN:MAX objects tried per image (default "
+        f"{DEFAULT_OBJECTS.min_objects}:{DEFAULT_OBJECTS.max_objects})",
+    )
     args = parser.parse_args(argv)
     if args.size < 32:
         parser.error(f"--size must be at least 32, got {args.size}")
+    spec = _object_spec(parser, args)
     for split, count in args.splits:
         start = time.time()
         writer = generate_coco_split if args.format == "coco" else generate_voc_split
-        path = writer(args.out, split, count, args.size, args.seed)
+        path = writer(args.out, split, count, args.size, args.seed, spec)
         print(f"{split}: {count} images -> {path} ({time.time() - start:.1f} s)")
 
 

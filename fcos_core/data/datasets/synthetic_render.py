@@ -3,6 +3,8 @@
 Everything is drawn from one `numpy.random.Generator`, so an image is a pure function of its seed.
 Boxes are the tight boxes of each object's *visible* pixels in continuous coordinates (a pixel
 column c spans [c, c + 1)), and `area` is the visible pixel count, as in COCO.
+How big the objects are and how many an image holds is an `ObjectSpec`; the default one is the
+original dataset's (``ObjectSpec()`` renders the same bytes as before the spec existed).
 """
 
 from __future__ import annotations
@@ -20,6 +22,53 @@ MAX_OBJECTS = 8  # objects tried per image (placements may be rejected)
 MIN_VISIBLE_FRACTION = 0.5  # an object keeps at least this fraction of its pixels visible
 PLACEMENT_TRIES = 4
 MIN_COLOR_DISTANCE = 90.0  # RGB distance between an object and the background under it
+
+
+@dataclass(frozen=True)
+class ObjectSpec:
+    """Object sizes and counts of a synthetic split.
+
+    Attributes:
+        min_side: smallest side of an object's box, px.
+        max_side: largest side of an object's box, px; None keeps the original rule (the
+            geometric-mean side goes up to MAX_OBJECT_FRACTION of the image side, each side up to
+            the image side).
+        min_objects, max_objects: objects tried per image, drawn uniformly from this range
+            (a placement that would hide half of an earlier object is dropped).
+    """
+
+    min_side: int = MIN_OBJECT_SIZE
+    max_side: int | None = None
+    min_objects: int = 1
+    max_objects: int = MAX_OBJECTS
+
+    def __post_init__(self) -> None:
+        if self.min_side < 1:
+            raise ValueError(f"ObjectSpec.min_side must be >= 1 px, got {self.min_side}")
+        if self.max_side is not None and self.max_side <= self.min_side:
+            raise ValueError(
+                f"ObjectSpec.max_side must be > min_side ({self.min_side}), got {self.max_side}"
+            )
+        if not 1 <= self.min_objects <= self.max_objects:
+            raise ValueError(
+                "ObjectSpec needs 1 <= min_objects <= max_objects, got "
+                f"min_objects={self.min_objects}, max_objects={self.max_objects}"
+            )
+
+    def check_image_size(self, size: int) -> None:
+        """Raise ValueError when the objects cannot fit an image of side `size`."""
+        largest = self.min_side if self.max_side is None else self.max_side
+        if largest > size:
+            raise ValueError(f"objects of up to {largest} px do not fit {size} px images")
+
+    def side_limits(self, size: int) -> tuple[int, int]:
+        """(largest geometric-mean side sampled, largest side kept) for images of side `size`."""
+        if self.max_side is None:
+            return max(int(MAX_OBJECT_FRACTION * size), self.min_side + 1), size
+        return self.max_side, self.max_side
+
+
+DEFAULT_OBJECTS = ObjectSpec()
 
 
 @dataclass
@@ -77,13 +126,14 @@ def _draw_mask(
     return mask
 
 
-def _sample_box(rng: np.random.Generator, size: int) -> tuple[int, int, int, int]:
-    """Log-uniform object size in [MIN_OBJECT_SIZE, MAX_OBJECT_FRACTION * size], aspect 1:2..2:1."""
-    largest = max(int(MAX_OBJECT_FRACTION * size), MIN_OBJECT_SIZE + 1)
-    side = float(np.exp(rng.uniform(np.log(MIN_OBJECT_SIZE), np.log(largest))))
+def _sample_box(rng: np.random.Generator, size: int, spec: ObjectSpec) -> tuple[int, int, int, int]:
+    """Log-uniform geometric-mean side in [spec.min_side, largest], aspect 1:2..2:1, each side
+    clipped to [spec.min_side, cap] (`spec.side_limits`)."""
+    largest, cap = spec.side_limits(size)
+    side = float(np.exp(rng.uniform(np.log(spec.min_side), np.log(largest))))
     aspect = float(np.exp(rng.uniform(np.log(0.5), np.log(2.0))))
-    w = int(np.clip(round(side * np.sqrt(aspect)), MIN_OBJECT_SIZE, size))
-    h = int(np.clip(round(side / np.sqrt(aspect)), MIN_OBJECT_SIZE, size))
+    w = int(np.clip(round(side * np.sqrt(aspect)), spec.min_side, cap))
+    h = int(np.clip(round(side / np.sqrt(aspect)), spec.min_side, cap))
     x1, y1 = int(rng.integers(0, size - w + 1)), int(rng.integers(0, size - h + 1))
     return x1, y1, x1 + w, y1 + h
 
@@ -99,12 +149,12 @@ def _pick_color(rng: np.random.Generator, image: np.ndarray, mask: np.ndarray) -
     return color.astype(np.uint8)
 
 
-def _place(rng, size, owner, full_areas) -> tuple[int, np.ndarray] | None:
+def _place(rng, size, owner, full_areas, spec: ObjectSpec) -> tuple[int, np.ndarray] | None:
     """Try to place one object so every earlier object keeps enough visible pixels."""
     visible = np.bincount(owner.ravel() + 1, minlength=len(full_areas) + 1)[1:]
     for _ in range(PLACEMENT_TRIES):
         category = int(rng.integers(len(SHAPE_CLASSES)))
-        mask = _draw_mask(category, _sample_box(rng, size), size, rng) > 0
+        mask = _draw_mask(category, _sample_box(rng, size, spec), size, rng) > 0
         if not mask.any():
             continue
         lost = np.bincount(owner[mask] + 1, minlength=len(full_areas) + 1)[1:]
@@ -113,8 +163,10 @@ def _place(rng, size, owner, full_areas) -> tuple[int, np.ndarray] | None:
     return None
 
 
-def render_image(rng: np.random.Generator, size: int) -> tuple[np.ndarray, list[RenderedObject]]:
-    """Render one image.
+def render_image(
+    rng: np.random.Generator, size: int, spec: ObjectSpec = DEFAULT_OBJECTS
+) -> tuple[np.ndarray, list[RenderedObject]]:
+    """Render one image of side `size` with objects as `spec` says.
 
     Returns:
         (uint8[size, size, 3] RGB image, visible objects with their boxes and areas).
@@ -123,8 +175,9 @@ def render_image(rng: np.random.Generator, size: int) -> tuple[np.ndarray, list[
     owner = np.full((size, size), -1, dtype=np.int16)  # index of the object owning each pixel
     categories: list[int] = []
     full_areas: list[int] = []
-    for _ in range(int(rng.integers(1, MAX_OBJECTS + 1))):
-        placed = _place(rng, size, owner, full_areas)
+    spec.check_image_size(size)
+    for _ in range(int(rng.integers(spec.min_objects, spec.max_objects + 1))):
+        placed = _place(rng, size, owner, full_areas, spec)
         if placed is None:
             continue
         category, mask = placed
