@@ -183,3 +183,11 @@ def test_p2_without_its_size_boundary_says_what_to_set():
     with pytest.raises(ValueError, match=r"5 increasing values, got \[64, 128, 256, 512\]") as e:
         build_detection_model(cfg)
     assert "with the stride-4 level P2: [32, 64, 128, 256, 512]" in str(e.value)
+
+
+def test_data_report_names_the_levels_from_the_strides():
+    from fcos_core.data.analysis import level_names
+
+    assert level_names(_cfg("fcos/fcos_imprv_R_50_FPN_1x.yaml")) == ["P3", "P4", "P5", "P6", "P7"]
+    p2 = _cfg("fcos/fcos_imprv_R_50_FPN_1x.yaml", P2_OVERRIDES)
+    assert level_names(p2) == ["P2", "P3", "P4", "P5", "P6", "P7"]
