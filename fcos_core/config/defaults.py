@@ -186,6 +186,10 @@ _C.MODEL.FCOS = CN()
 # Number of classes + 1 (background); the head predicts NUM_CLASSES - 1 channels.
 _C.MODEL.FCOS.NUM_CLASSES = 81
 # Strides of the feature levels P3-P7.
+# [4, 8, 16, 32, 64, 128] adds the stride-4 level P2 (fcos addition, for small objects): the FPN
+# then also reads C2 (new keys fpn_inner1 / fpn_layer1, one more head Scale) and
+# SIZES_OF_INTEREST needs one more boundary, e.g. [32, 64, 128, 256, 512]
+# (docs/small_objects.md).
 _C.MODEL.FCOS.FPN_STRIDES = [8, 16, 32, 64, 128]
 # Prior probability used to initialise the cls_logits bias: -log((1 - p) / p).
 _C.MODEL.FCOS.PRIOR_PROB = 0.01
@@ -217,6 +221,8 @@ _C.MODEL.FCOS.CENTERNESS_ON_REG = False
 _C.MODEL.FCOS.USE_DCN_IN_TOWER = False
 # Boundaries of the object-size ranges of the levels (fcos addition; fixed in the original):
 # P3 [-1, 64], P4 [64, 128], P5 [128, 256], P6 [256, 512], P7 [512, inf], bounds inclusive.
+# One boundary per pair of adjacent levels: with P2, [32, 64, 128, 256, 512] gives P2 [-1, 32],
+# P3 [32, 64] and the rest as above.
 _C.MODEL.FCOS.SIZES_OF_INTEREST = [64, 128, 256, 512]
 # Where cell (i, j) of a level with stride s sits in the input image, in training and inference
 # (fcos addition): "half_stride" = (j * s + s // 2, i * s + s // 2) (original FCOS), "zero" =

@@ -118,6 +118,11 @@ def level_edges(cfg: CfgNode) -> list[float]:
     return [0.0, *map(float, cfg.MODEL.FCOS.SIZES_OF_INTEREST), math.inf]
 
 
+def level_names(cfg: CfgNode) -> list[str]:
+    """["P3", ..., "P7"] (or from "P2" with the stride-4 level): "Pk" for stride 2 ** k."""
+    return [f"P{round(math.log2(s))}" for s in cfg.MODEL.FCOS.FPN_STRIDES]
+
+
 def boxes_per_level(cfg: CfgNode, stats: DatasetStats) -> list[int]:
     """How many boxes each FPN level receives (by half the longer side, see the docstring)."""
     half_long = stats.sides.max(axis=1) / 2 if stats.num_boxes else np.zeros(0)
@@ -142,7 +147,7 @@ def check(cfg: CfgNode, stats: DatasetStats) -> list[str]:
         )
     per_level = boxes_per_level(cfg, stats)
     few = EMPTY_LEVEL_WARN_FRACTION * stats.num_boxes
-    empty_levels = [f"P{3 + k}" for k, n in enumerate(per_level) if n < few]
+    empty_levels = [name for name, n in zip(level_names(cfg), per_level) if n < few]
     if stats.num_boxes and empty_levels:
         warnings.append(
             f"levels {', '.join(empty_levels)} receive under {EMPTY_LEVEL_WARN_FRACTION:.0%} of "
@@ -207,7 +212,7 @@ def report_lines(cfg: CfgNode, stats: DatasetStats, short: bool = False) -> list
         f"{stats.name}: {stats.num_images} images, {stats.num_boxes} boxes, "
         f"{stats.empty_images} images without boxes, {stats.crowd_boxes} crowd boxes",
         "boxes per FPN level after resizing to " + f"{stats.resize_min_size}: " + ", ".join(
-            f"P{3 + k} {n}" for k, n in enumerate(per_level)
+            f"{name} {n}" for name, n in zip(level_names(cfg), per_level)
         ),
     ]  # fmt: skip
     if not short:
@@ -226,7 +231,8 @@ def report_lines(cfg: CfgNode, stats: DatasetStats, short: bool = False) -> list
                 "aspect ratio w/h: "
                 + ", ".join(f"p{q} {np.percentile(ratio, q):.2f}" for q in (5, 50, 95)),
                 "level ranges (half the longer side, px): " + ", ".join(
-                    f"P{3 + k} ({lo:g}, {hi:g}]" for k, (lo, hi) in enumerate(zip(edges, edges[1:]))
+                    f"{name} ({lo:g}, {hi:g}]"
+                    for name, lo, hi in zip(level_names(cfg), edges, edges[1:])
                 ),
             ]  # fmt: skip
     lines += [f"WARNING: {w}" for w in check(cfg, stats)]

@@ -6,8 +6,9 @@ Dimension key: N images, H x W input size, F = MODEL.RESNETS.BACKBONE_OUT_CHANNE
 (each built-in builder registers itself below; user code may register more). The built-in ones
 return ``nn.Sequential(OrderedDict(body=..., fpn=...))`` (state_dict keys ``body.*`` and ``fpn.*``
 as in the original), mapping Tensor[N, 3, H, W] to [P3, P4, P5, P6, P7], each
-Tensor[N, F, H_l, W_l] at strides 8, 16, 32, 64, 128. The module carries ``out_channels`` (F) and
-``out_strides`` (the five strides).
+Tensor[N, F, H_l, W_l] at strides 8, 16, 32, 64, 128, or, when MODEL.FCOS.FPN_STRIDES starts at 4,
+to [P2, ..., P7] at strides 4..128 (the stride-4 level; every body returns C2). The module
+carries ``out_channels`` (F) and ``out_strides`` (the L strides).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from torch import nn
 from yacs.config import CfgNode
 
 from fcos_core.modeling import registry
-from fcos_core.modeling.backbone.fpn import FPN
+from fcos_core.modeling.backbone.fpn import FPN, num_fpn_inputs
 from fcos_core.modeling.backbone.mobilenet import MobileNetV2
 from fcos_core.modeling.backbone.resnet import ResNet
 from fcos_core.utils.comm import get_world_size
@@ -28,18 +29,23 @@ from fcos_core.utils.registry import unknown_name_message
 
 logger = logging.getLogger(__name__)
 
-# Number of body levels the FPN reads (C3, C4, C5).
-NUM_FPN_INPUTS = 3
 # Extra levels P6, P7 each halve the resolution of the previous level.
 NUM_EXTRA_LEVELS = 2
 
 
 def _with_fpn(cfg: CfgNode, body: nn.Module) -> nn.Sequential:
-    """Wrap ``body`` (which has ``out_channels``/``out_strides`` lists) and an FPN over C3-C5."""
-    fpn = FPN.from_config(cfg, in_channels_list=body.out_channels[-NUM_FPN_INPUTS:])
+    """Wrap ``body`` (which has ``out_channels``/``out_strides`` lists, C2..C5) and an FPN over
+    C3-C5, or C2-C5 when MODEL.FCOS.FPN_STRIDES asks for P2."""
+    num_inputs = num_fpn_inputs(cfg.MODEL.FCOS.FPN_STRIDES)
+    if len(body.out_channels) < num_inputs:
+        raise ValueError(
+            f"MODEL.FCOS.FPN_STRIDES {list(cfg.MODEL.FCOS.FPN_STRIDES)} needs {num_inputs} body "
+            f"levels, {cfg.MODEL.BACKBONE.CONV_BODY} returns {len(body.out_channels)}"
+        )
+    fpn = FPN.from_config(cfg, in_channels_list=body.out_channels[-num_inputs:])
     model = nn.Sequential(OrderedDict([("body", body), ("fpn", fpn)]))
     model.out_channels = fpn.out_channels
-    strides = list(body.out_strides[-NUM_FPN_INPUTS:])
+    strides = list(body.out_strides[-num_inputs:])
     for _ in range(NUM_EXTRA_LEVELS):
         strides.append(strides[-1] * 2)
     model.out_strides = strides
@@ -47,7 +53,7 @@ def _with_fpn(cfg: CfgNode, body: nn.Module) -> nn.Sequential:
 
 
 def build_resnet_fpn_backbone(cfg: CfgNode, *, depth: int) -> nn.Sequential:
-    """ResNet/ResNeXt-``depth`` body + FPN (P3-P5 laterals) + P6/P7.
+    """ResNet/ResNeXt-``depth`` body + FPN (P3-P5 laterals, or P2-P5) + P6/P7.
 
     ResNeXt is R-101 with MODEL.RESNETS.NUM_GROUPS > 1.
     """
@@ -63,7 +69,7 @@ registry.BACKBONES.register("R-152-FPN-RETINANET", partial(build_resnet_fpn_back
 
 @registry.BACKBONES.register("MNV2-FPN-RETINANET")
 def build_mnv2_fpn_backbone(cfg: CfgNode) -> nn.Sequential:
-    """MobileNetV2 body + FPN (P3-P5 laterals) + P6/P7."""
+    """MobileNetV2 body + FPN (P3-P5 laterals, or P2-P5) + P6/P7."""
     return _with_fpn(cfg, MobileNetV2.from_config(cfg))
 
 

@@ -1,11 +1,13 @@
-"""Feature pyramid network with the RetinaNet/FCOS extra levels P6 and P7.
+"""Feature pyramid network with the RetinaNet/FCOS extra levels P6 and P7, and optionally P2.
 
-Dimension key: N images; C3..C5 body features at strides 8, 16, 32 (the body may return more,
-e.g. C2, which the FPN ignores); P3..P7 outputs at strides 8..128, all with F = out_channels
-channels.
+Dimension key: N images; C2..C5 body features at strides 4, 8, 16, 32; P2..P7 outputs at strides
+4..128, all with F = out_channels channels. The original FPN reads C3..C5 (the body's C2 is
+ignored) and makes P3..P7; with the stride-4 level (MODEL.FCOS.FPN_STRIDES starting at 4, see
+``FPN_LEVELS``) it also reads C2 and makes P2..P7.
 
 Module names follow the original: laterals ``fpn_inner2..4`` and outputs ``fpn_layer2..4`` (the
-body stage index, layer1 being 1), extra levels ``top_blocks.p6`` / ``top_blocks.p7``.
+body stage index, layer1 being 1), extra levels ``top_blocks.p6`` / ``top_blocks.p7``; P2 adds
+``fpn_inner1`` / ``fpn_layer1`` and leaves every other key and shape as it is.
 """
 
 from __future__ import annotations
@@ -16,10 +18,34 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from yacs.config import CfgNode
 
+from fcos_core.config.checks import ConfigError
 from fcos_core.modeling.backbone.norm import GroupNormSpec, make_norm
 
-# Stage index used in the name of the first lateral (C3 is the output of layer2).
-FIRST_LATERAL_INDEX = 2
+# Stage index in the name of the coarsest lateral: C5 is the output of layer4 (C3 of layer2,
+# C2 of layer1), so P3-P7 name their laterals 2..4 and P2-P7 1..4.
+LAST_LATERAL_INDEX = 4
+# MODEL.FCOS.FPN_STRIDES the built-in FPN makes -> how many body levels it reads, finest C_k
+# first: P3-P7 from C3..C5 (the original; every zoo config), P2-P7 from C2..C5 (the stride-4 level).
+FPN_LEVELS = {
+    (8, 16, 32, 64, 128): 3,
+    (4, 8, 16, 32, 64, 128): 4,
+}
+
+
+def num_fpn_inputs(fpn_strides: Sequence[int]) -> int:
+    """Body levels the FPN reads for the output strides `fpn_strides` (MODEL.FCOS.FPN_STRIDES).
+
+    Raises:
+        ConfigError: for strides the built-in FPN does not make.
+    """
+    levels = FPN_LEVELS.get(tuple(int(s) for s in fpn_strides))
+    if levels is None:
+        allowed = " or ".join(str(list(k)) for k in FPN_LEVELS)
+        raise ConfigError(
+            f"MODEL.FCOS.FPN_STRIDES must be {allowed} (P3-P7, or P2-P7 with the stride-4 "
+            f"level) for the built-in FPN backbones, got {list(fpn_strides)}"
+        )
+    return levels
 
 
 def init_fpn_conv_(conv: nn.Conv2d) -> None:
@@ -95,7 +121,8 @@ class FPN(nn.Module):
         """Create laterals (1x1) and outputs (3x3) for each input level.
 
         Args:
-            in_channels_list: channels of the features the FPN reads (C3, C4, C5), finest first.
+            in_channels_list: channels of the features the FPN reads (C3, C4, C5, or C2..C5 for
+                P2), finest first; the coarsest is C5.
             out_channels: F, width of every output level.
             top_block: module mapping (C5, P5) to extra coarser levels (`LastLevelP6P7`).
             use_gn: GroupNorm after each lateral/output conv (MODEL.FPN.USE_GN).
@@ -106,8 +133,9 @@ class FPN(nn.Module):
         self.inner_blocks: list[str] = []
         self.layer_blocks: list[str] = []
         conv_kwargs = {"use_gn": use_gn, "use_relu": use_relu, "gn_spec": gn_spec}
+        first_index = LAST_LATERAL_INDEX - len(in_channels_list) + 1
         for offset, in_channels in enumerate(in_channels_list):
-            index = FIRST_LATERAL_INDEX + offset
+            index = first_index + offset
             inner = make_fpn_conv(in_channels, out_channels, 1, **conv_kwargs)
             layer = make_fpn_conv(out_channels, out_channels, 3, **conv_kwargs)
             self.add_module(f"fpn_inner{index}", inner)
@@ -123,7 +151,7 @@ class FPN(nn.Module):
 
         Args:
             cfg: the config.
-            in_channels_list: channels of C3, C4, C5 of the body.
+            in_channels_list: channels of C3, C4, C5 of the body (C2..C5 for P2).
         """
         out_channels = cfg.MODEL.RESNETS.BACKBONE_OUT_CHANNELS
         use_c5 = cfg.MODEL.RETINANET.USE_C5
@@ -142,13 +170,14 @@ class FPN(nn.Module):
         )
 
     def forward(self, features: Sequence[Tensor]) -> list[Tensor]:
-        """Body features (finest first; only the last len(in_channels_list) are read) -> P3..P7.
+        """Body features (finest first; only the last len(in_channels_list) are read) -> P3..P7
+        (P2..P7 when the FPN reads C2).
 
         Args:
             features: [..., C3, C4, C5], C_i Tensor[N, C_i channels, H_i, W_i].
 
         Returns:
-            [P3, P4, P5, P6, P7], each Tensor[N, F, H_l, W_l].
+            [(P2,) P3, P4, P5, P6, P7], each Tensor[N, F, H_l, W_l].
         """
         features = list(features)[-len(self.inner_blocks) :]
         last_inner = getattr(self, self.inner_blocks[-1])(features[-1])
@@ -169,4 +198,4 @@ class FPN(nn.Module):
         return results
 
 
-__all__ = ["FPN", "LastLevelP6P7", "make_fpn_conv"]
+__all__ = ["FPN", "FPN_LEVELS", "LastLevelP6P7", "make_fpn_conv", "num_fpn_inputs"]

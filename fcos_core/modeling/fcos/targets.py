@@ -25,13 +25,18 @@ from torch import Tensor
 
 # Upper bound of the last level's object-size range (the original's INF).
 INF = 100000000.0
+# Boundaries of the original P3-P7 ranges, and the ones the error message suggests with the
+# stride-4 level: P2 [-1, 32], P3 [32, 64], then as the original.
+DEFAULT_SIZES_OF_INTEREST = (64, 128, 256, 512)
+P2_SIZES_OF_INTEREST = (32, 64, 128, 256, 512)
 
 
 def object_size_ranges(sizes_of_interest: Sequence[float], num_levels: int) -> list[list[float]]:
     """Per-level object-size ranges from their boundaries.
 
     Args:
-        sizes_of_interest: L - 1 increasing boundaries, e.g. (64, 128, 256, 512).
+        sizes_of_interest: L - 1 increasing boundaries, e.g. (64, 128, 256, 512) for P3-P7,
+            (32, 64, 128, 256, 512) for P2-P7.
         num_levels: L.
 
     Returns:
@@ -41,7 +46,9 @@ def object_size_ranges(sizes_of_interest: Sequence[float], num_levels: int) -> l
     if len(sizes) != num_levels - 1 or sorted(sizes) != sizes:
         raise ValueError(
             "MODEL.FCOS.SIZES_OF_INTEREST must hold len(FPN_STRIDES) - 1 = "
-            f"{num_levels - 1} increasing values, got {list(sizes_of_interest)}"
+            f"{num_levels - 1} increasing values, got {list(sizes_of_interest)} (P3-P7: "
+            f"{list(DEFAULT_SIZES_OF_INTEREST)}; with the stride-4 level P2: "
+            f"{list(P2_SIZES_OF_INTEREST)})"
         )
     bounds = [-1.0, *sizes, INF]
     return [[lo, hi] for lo, hi in zip(bounds[:-1], bounds[1:])]
