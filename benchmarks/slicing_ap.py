@@ -29,13 +29,12 @@ from dataclasses import dataclass
 
 import torch
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
+from fcos_core.data.build import build_dataset, load_catalog
+from fcos_core.engine.defaults import load_config
+from fcos_core.engine.launcher import load_for_test, run_test
+from fcos_core.modeling.detector import build_detection_model
 
-from fcos_core.data.build import build_dataset, load_catalog  # noqa: E402
-from fcos_core.engine.defaults import load_config  # noqa: E402
-from fcos_core.engine.launcher import load_for_test, run_test  # noqa: E402
-from fcos_core.modeling.detector import build_detection_model  # noqa: E402
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 QUICKSTART_CONFIG = os.path.join(ROOT, "configs", "quickstart", "fcos_quickstart.yaml")
 TRAIN_SET, TEST_SET = "shapes_small_train", "shapes_large_val"

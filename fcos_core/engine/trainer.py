@@ -267,9 +267,10 @@ class Trainer:
     def fit_to_deadline(self, it: int) -> None:
         """SOLVER.FIT_TO_MAX_MINUTES: after the speed window, shorten a schedule that won't fit.
 
-        The new length (from rank 0's measured speed) and the scaled STEPS come from
-        `fcos_core.solver.fit_schedule`; the length goes into ``arguments`` ("max_iter") and the
-        steps into the scheduler, so checkpoints carry both and a resumed run keeps them.
+        The new length (from rank 0's measured speed) and the scaled STEPS and WARMUP_ITERS come
+        from `fcos_core.solver.fit_schedule`; the length goes into ``arguments`` ("max_iter"), the
+        steps and the warm-up length into the scheduler, so checkpoints carry them and a resumed
+        run keeps them.
         """
         if not self.fit_pending:
             return
@@ -287,14 +288,19 @@ class Trainer:
             return
         steps = list(getattr(self.scheduler, "milestones", []))
         new_steps = scale_milestones(steps, it, self.max_iter, new_max)
+        # the warm-up ends at a point of the schedule too: it moves like the steps
+        warmup = int(getattr(self.scheduler, "warmup_iters", 0))
+        new_warmup = scale_milestones([warmup], it, self.max_iter, new_max)[0] if warmup else 0
         logger.info(
             "SOLVER.FIT_TO_MAX_MINUTES: at %.3f s / it, %d iterations do not fit the time left; "
-            "training %d iterations, learning-rate steps %s -> %s",
-            per_iter, self.max_iter, new_max, steps, new_steps,
+            "training %d iterations, learning-rate steps %s -> %s, warm-up %d -> %d",
+            per_iter, self.max_iter, new_max, steps, new_steps, warmup, new_warmup,
         )  # fmt: skip
         self.max_iter = self.arguments["max_iter"] = new_max
         if steps:
             self.scheduler.milestones = new_steps
+        if warmup:
+            self.scheduler.warmup_iters = new_warmup
 
     def time_is_up(self, it: int) -> bool:
         """True (on every rank) once SOLVER.MAX_MINUTES have passed; saves model_final then."""

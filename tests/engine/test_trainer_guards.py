@@ -189,6 +189,21 @@ def test_fit_to_max_minutes_shortens_the_run_and_moves_the_steps(tmp_path, monke
     assert lrs[87] == pytest.approx(0.01) and lrs[88] == pytest.approx(0.001)
 
 
+def test_fit_moves_the_end_of_a_warm_up_still_ahead(tmp_path, monkeypatch):
+    monkeypatch.setattr(trainer_module, "time", _Clock())
+    cfg = _fit_cfg()
+    cfg.SOLVER.WARMUP_ITERS, cfg.SOLVER.WARMUP_FACTOR = 80, 0.5
+    _run(cfg, _slow_toy(trainer_module.time), tmp_path, period=100)
+    # fitted at iteration 55 to 116 iterations: warm-up end 80 x 116/200 = 46.4 -> 46 is already
+    # behind, so it ends at 56, the next iteration (as a step would), before the steps at 58 / 87
+    final = torch.load(tmp_path / "model_final.pth", weights_only=False)
+    assert final["scheduler"]["warmup_iters"] == 56
+    lrs = {r["iteration"]: r["lr"] for r in read_metrics(str(tmp_path / "metrics.json"))}
+    # linear warm-up: lr = 0.1 * (0.5 + 0.5 * it / warmup_iters), iterations logged 1-based
+    assert lrs[55] == pytest.approx(0.1 * (0.5 + 0.5 * 54 / 80))
+    assert lrs[57] == pytest.approx(0.1) and lrs[59] == pytest.approx(0.01)
+
+
 def test_fitted_schedule_survives_a_resume(tmp_path, monkeypatch):
     monkeypatch.setattr(trainer_module, "time", _Clock())
     reference = _slow_toy(trainer_module.time)
