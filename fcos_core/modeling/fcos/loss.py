@@ -169,7 +169,14 @@ class FCOSLossComputation:
         ctr_logits = ctr_logits[pos_inds]  # (P,)
         ctr_targets = compute_centerness_targets(reg_targets)  # (P,)
         stats = all_reduce_mean(
-            torch.stack((labels.new_tensor(pos_inds.numel()).float(), ctr_targets.sum().float()))
+            torch.stack(
+                (
+                    torch.full(
+                        (), float(pos_inds.numel()), device=labels.device
+                    ),  # a fill, no copy
+                    ctr_targets.sum().float(),
+                )
+            )  # fmt: skip
         )
         num_pos = stats[0].clamp(min=1.0)
         # With no positive anywhere the numerator is an empty sum (0); divide by 1 instead of 0.

@@ -62,13 +62,21 @@ def per_location_level_info(
 ) -> tuple[Tensor, Tensor]:
     """Broadcast each level's stride and size range to its locations.
 
+    Built by fills on ``device`` from host numbers: no host-to-device copy, so no GPU sync.
+
     Returns:
         strides Tensor[R] float32 and size ranges Tensor[R, 2] float32.
     """
-    counts = torch.tensor(list(num_points_per_level), device=device)
-    level_strides = torch.tensor([float(s) for s in strides], device=device)  # (L,)
-    level_ranges = torch.tensor([list(map(float, r)) for r in size_ranges], device=device)  # (L, 2)
-    return level_strides.repeat_interleave(counts), level_ranges.repeat_interleave(counts, dim=0)
+
+    def fill(n: int, value: float) -> Tensor:
+        return torch.full((int(n),), float(value), device=device)
+
+    loc_strides = torch.cat([fill(n, s) for n, s in zip(num_points_per_level, strides, strict=True)])
+    loc_ranges = torch.cat([
+        torch.stack((fill(n, low), fill(n, high)), dim=1)
+        for n, (low, high) in zip(num_points_per_level, size_ranges, strict=True)
+    ])  # fmt: skip
+    return loc_strides, loc_ranges
 
 
 def ltrb_distances(locations: Tensor, boxes: Tensor) -> Tensor:
@@ -175,8 +183,8 @@ def compute_centerness_targets(reg_targets: Tensor) -> Tensor:
     Returns:
         Tensor[P] in (0, 1].
     """
-    left_right = reg_targets[:, [0, 2]]  # (P, 2)
-    top_bottom = reg_targets[:, [1, 3]]  # (P, 2)
+    left_right = reg_targets[:, 0::2]  # (P, 2): l, r (a slice: no index tensor to copy)
+    top_bottom = reg_targets[:, 1::2]  # (P, 2): t, b
     ratio_lr = left_right.min(dim=1).values / left_right.max(dim=1).values
     ratio_tb = top_bottom.min(dim=1).values / top_bottom.max(dim=1).values
     return torch.sqrt(ratio_lr * ratio_tb)
