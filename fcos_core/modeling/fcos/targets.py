@@ -71,7 +71,9 @@ def per_location_level_info(
     def fill(n: int, value: float) -> Tensor:
         return torch.full((int(n),), float(value), device=device)
 
-    loc_strides = torch.cat([fill(n, s) for n, s in zip(num_points_per_level, strides, strict=True)])
+    loc_strides = torch.cat(
+        [fill(n, s) for n, s in zip(num_points_per_level, strides, strict=True)]
+    )
     loc_ranges = torch.cat([
         torch.stack((fill(n, low), fill(n, high)), dim=1)
         for n, (low, high) in zip(num_points_per_level, size_ranges, strict=True)
