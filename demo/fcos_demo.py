@@ -58,7 +58,7 @@ def main() -> None:
     args = parse_args()
     if not os.path.isdir(args.input):
         raise ConfigError(f"--input must be a folder of images, got {args.input}")
-    predictor = detect.make_predictor(args, list(args.opts))
+    predictor = detect.build_predictor(args, list(args.opts))
     records = detect.write_detections(predictor, [args.input], args.output)
     print(f"wrote {len(records)} annotated image(s) to {args.output}")
 

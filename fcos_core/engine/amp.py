@@ -37,7 +37,7 @@ def autocast(device_type: str, dtype: torch.dtype | None) -> contextlib.Abstract
     return torch.autocast(device_type=device_type, dtype=dtype)
 
 
-def make_grad_scaler(cfg: CfgNode, device_type: str) -> torch.amp.GradScaler | None:
+def build_grad_scaler(cfg: CfgNode, device_type: str) -> torch.amp.GradScaler | None:
     """A GradScaler when training in float16 (bfloat16 and float32 need none), else None."""
     return (
         torch.amp.GradScaler(device_type) if amp_dtype(cfg, device_type) == torch.float16 else None

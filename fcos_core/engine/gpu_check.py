@@ -274,7 +274,7 @@ def syncbn_applies(cfg: CfgNode) -> bool:
 def train_steps(cfg: CfgNode, size: tuple[int, int], batch: int, steps: int, ddp: bool) -> str:
     """``steps`` optimisation steps as ``fcos_core.engine.trainer`` takes them; returns the value
     column (median step time, peak memory, scale). Raises on a non-finite loss or no update."""
-    from fcos_core.engine.amp import amp_dtype, autocast, make_grad_scaler
+    from fcos_core.engine.amp import amp_dtype, autocast, build_grad_scaler
     from fcos_core.engine.launcher import _wrap_ddp
     from fcos_core.modeling.detector import build_detection_model
     from fcos_core.solver import make_optimizer
@@ -289,7 +289,7 @@ def train_steps(cfg: CfgNode, size: tuple[int, int], batch: int, steps: int, ddp
         model = _wrap_ddp(model, cfg, local_rank=device.index or 0)
     model.train()
     optimizer = make_optimizer(cfg, model)
-    scaler = make_grad_scaler(cfg, device.type)
+    scaler = build_grad_scaler(cfg, device.type)
     dtype = amp_dtype(cfg, device.type)
     gen = torch.Generator().manual_seed(3)
     images = to_image_list([torch.rand(3, *size, generator=gen) for _ in range(batch)], 32)

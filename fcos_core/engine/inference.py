@@ -32,7 +32,7 @@ PREDICTIONS_FILE = "predictions.pth"
 TestTimeAugmentation = Callable[[nn.Module, Any, torch.device], list[BoxList]]
 
 
-def make_test_time_augmentation(cfg: CfgNode) -> TestTimeAugmentation | None:
+def build_test_time_augmentation(cfg: CfgNode) -> TestTimeAugmentation | None:
     """What ``inference`` runs on the original images: TEST.BBOX_AUG's test-time augmentation,
     TEST.SLICE's sliced inference (both at once is a ConfigError), or None when both are off."""
     if cfg.TEST.SLICE.ENABLED:
@@ -67,7 +67,7 @@ def compute_on_dataset(
                     "inference: the test loader yields untransformed images (TEST.BBOX_AUG."
                     "ENABLED or TEST.SLICE.ENABLED is on) but no test-time augmentation or "
                     "sliced inference was given; pass "
-                    "tta=make_test_time_augmentation(cfg)"
+                    "tta=build_test_time_augmentation(cfg)"
                 )
             outputs = tta(model, images, device) if tta else model(images.to(device))
             if timer is not None:

@@ -17,8 +17,8 @@ from yacs.config import CfgNode
 
 from fcos_core.data.analysis import log_preflight
 from fcos_core.data.build import make_data_loader
-from fcos_core.engine.amp import make_grad_scaler
-from fcos_core.engine.inference import inference, make_test_time_augmentation
+from fcos_core.engine.amp import build_grad_scaler
+from fcos_core.engine.inference import build_test_time_augmentation, inference
 from fcos_core.engine.run_info import check_resume
 from fcos_core.engine.trainer import do_train
 from fcos_core.export.fast_path import prepare_fast_inference
@@ -108,7 +108,7 @@ def train(
     model = build_model(cfg)
     optimizer = make_optimizer(cfg, model)
     scheduler = make_lr_scheduler(cfg, optimizer)
-    scaler = make_grad_scaler(cfg, torch.device(cfg.MODEL.DEVICE).type)
+    scaler = build_grad_scaler(cfg, torch.device(cfg.MODEL.DEVICE).type)
     if distributed:
         model = _wrap_ddp(model, cfg, local_rank)
     checkpointer = DetectronCheckpointer(
@@ -170,7 +170,7 @@ def run_test(
             model, loader, dataset_name=name, iou_types=("bbox",),
             device=cfg.MODEL.DEVICE, expected_results=cfg.TEST.EXPECTED_RESULTS,
             expected_results_sigma_tol=cfg.TEST.EXPECTED_RESULTS_SIGMA_TOL, output_folder=folder,
-            coco_backend=cfg.TEST.COCO_EVAL_BACKEND, tta=make_test_time_augmentation(cfg),
+            coco_backend=cfg.TEST.COCO_EVAL_BACKEND, tta=build_test_time_augmentation(cfg),
         ))  # fmt: skip
         synchronize()
     return results

@@ -319,7 +319,7 @@ class Trainer:
 def validation_function(cfg: CfgNode, data_loader_val: Any) -> Any:
     """callable(model) -> bbox metrics of the first of ``data_loader_val`` (one or a list)."""
     # inference imports the evaluators
-    from fcos_core.engine.inference import inference, make_test_time_augmentation
+    from fcos_core.engine.inference import build_test_time_augmentation, inference
 
     loaders = data_loader_val if isinstance(data_loader_val, (list, tuple)) else [data_loader_val]
 
@@ -331,7 +331,7 @@ def validation_function(cfg: CfgNode, data_loader_val: Any) -> Any:
                 loader,
                 dataset_name=getattr(loader.dataset, "name", "val"),
                 device=cfg.MODEL.DEVICE,
-                tta=make_test_time_augmentation(cfg),
+                tta=build_test_time_augmentation(cfg),
             )
             for loader in loaders
         ]

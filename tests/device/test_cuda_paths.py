@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from fcos_core.config import cfg as default_cfg
-from fcos_core.engine.amp import make_grad_scaler
+from fcos_core.engine.amp import build_grad_scaler
 from fcos_core.layers import _ops
 from fcos_core.structures.bounding_box import BoxList
 from fcos_core.structures.image_list import to_image_list
@@ -69,7 +69,7 @@ def test_pinned_memory_only_for_cuda(monkeypatch):
 )
 def test_grad_scaler_only_for_float16(amp, dtype, device, scaler):
     cfg = config(**{"AMP.ENABLED": amp, "AMP.DTYPE": dtype})
-    made = make_grad_scaler(cfg, device)
+    made = build_grad_scaler(cfg, device)
     assert isinstance(made, torch.amp.GradScaler) if scaler else made is None
 
 

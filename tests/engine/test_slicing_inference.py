@@ -20,7 +20,7 @@ import torch
 from fcos_core.data.build import make_data_loader
 from fcos_core.data.transforms import build_transforms
 from fcos_core.engine.commands import detect
-from fcos_core.engine.inference import inference, make_test_time_augmentation
+from fcos_core.engine.inference import build_test_time_augmentation, inference
 from fcos_core.engine.predictor import FCOSPredictor
 from fcos_core.modeling.detector import build_detection_model
 from fcos_core.modeling.fcos.slicing import SlicedInference, tile_windows
@@ -125,7 +125,7 @@ def _blob_ap(tiny_cfg, tmp_path, *opts: str) -> float:
     loader = make_data_loader(cfg, is_train=False)[0]
     model = BlobDetector(build_transforms(cfg, is_train=False), "continuous", min_side=3)
     results, _ = inference(model, loader, "large_blobs_val", device="cpu",
-                           tta=make_test_time_augmentation(cfg))  # fmt: skip
+                           tta=build_test_time_augmentation(cfg))  # fmt: skip
     return results.results["bbox"]["AP"]
 
 
@@ -203,7 +203,7 @@ def test_fcos_detect_and_the_demo_slice_with_config_keys(tiny_cfg, tmp_path, mon
     )  # fmt: skip
     (record,) = detect.run(args)
     assert sizes == [(240, 320)] and len(record["detections"]) > 5
-    predictor = detect.make_predictor(args, opts)
+    predictor = detect.build_predictor(args, opts)
     assert predictor.slicer is not None and predictor.slicer.tile_size == 160
     reference = predictor(str(folder / "a.png"))[0]
     boxes = [d["box"] for d in record["detections"]]

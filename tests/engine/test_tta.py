@@ -18,7 +18,7 @@ from torch import nn
 
 from fcos_core.data.build import make_data_loader
 from fcos_core.data.transforms import Compose, Normalize, Resize, ToTensor
-from fcos_core.engine.inference import inference, load_predictions, make_test_time_augmentation
+from fcos_core.engine.inference import build_test_time_augmentation, inference, load_predictions
 from fcos_core.engine.launcher import run_test
 from fcos_core.modeling.detector import build_detection_model
 from fcos_core.modeling.fcos.tta import FCOSTestTimeAugmentation, Pass
@@ -175,6 +175,6 @@ def test_untransformed_loader_without_tta_is_a_clear_error(tiny_cfg):
     loader = make_data_loader(cfg, is_train=False)[0]
     images, _, _ = next(iter(loader))
     assert isinstance(images[0], np.ndarray) and images[0].dtype == np.uint8
-    with pytest.raises(TypeError, match="make_test_time_augmentation"):
+    with pytest.raises(TypeError, match="build_test_time_augmentation"):
         inference(random_model(cfg), loader, "tiny_shapes_val", device="cpu")
-    assert make_test_time_augmentation(tiny_cfg()) is None
+    assert build_test_time_augmentation(tiny_cfg()) is None

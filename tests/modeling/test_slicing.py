@@ -14,7 +14,7 @@ import torch
 from fcos_core.config import cfg as default_cfg
 from fcos_core.config.checks import ConfigError
 from fcos_core.data.transforms import build_transforms
-from fcos_core.engine.inference import make_test_time_augmentation
+from fcos_core.engine.inference import build_test_time_augmentation
 from fcos_core.modeling.fcos import inference_core
 from fcos_core.modeling.fcos.slicing import (
     SlicedInference,
@@ -122,9 +122,9 @@ def test_bad_tile_geometry_names_the_key(tile, overlap, key):
 def test_slicing_with_test_time_augmentation_is_refused():
     cfg = slice_cfg("continuous", 64, 8, 64, "TEST.BBOX_AUG.ENABLED", True)
     with pytest.raises(ConfigError, match="TEST.SLICE.ENABLED and TEST.BBOX_AUG.ENABLED"):
-        make_test_time_augmentation(cfg)
+        build_test_time_augmentation(cfg)
     assert isinstance(
-        make_test_time_augmentation(slice_cfg("continuous", 64, 8, 64)), SlicedInference
+        build_test_time_augmentation(slice_cfg("continuous", 64, 8, 64)), SlicedInference
     )
 
 

@@ -104,7 +104,7 @@ def thresholds_from(threshold: float, class_thresholds: str | None) -> float | l
         ) from None
 
 
-def make_predictor(args: argparse.Namespace, opts: list[str]) -> Any:
+def build_predictor(args: argparse.Namespace, opts: list[str]) -> Any:
     """The predictor the arguments describe (errors in user input become ConfigError)."""
     from fcos_core.config.checks import ConfigError, find_config_file
     from fcos_core.data.build import build_dataset, load_catalog
@@ -161,7 +161,7 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
         files = expand_inputs(inputs)
     except FileNotFoundError as e:
         raise ConfigError(str(e)) from None
-    records = write_detections(make_predictor(args, opts), files, args.output)
+    records = write_detections(build_predictor(args, opts), files, args.output)
     total = sum(len(r["detections"]) for r in records)
     print(f"{total} detection(s) in {len(records)} image(s); wrote {args.output}/{JSON_NAME}")
     return records
