@@ -14,23 +14,14 @@ from fcos_core.export.fast_path import prepare_fast_inference
 from fcos_core.export.onnx_export import export_onnx, head_output_names
 from fcos_core.modeling.detector import build_detection_model
 from fcos_core.structures.image_list import to_image_list
+from tests.export.test_onnx_export import TINY_R18
 
 P2_P7 = [4, 8, 16, 32, 64, 128]
+# the ONNX tests' tiny R-18 with the stride-4 level
 TINY_P2 = [
-    "MODEL.DEVICE", "cpu",
-    "MODEL.BACKBONE.CONV_BODY", "R-18-FPN-RETINANET",
-    "MODEL.RESNETS.TRANS_FUNC", "BasicBlockWithFixedBatchNorm",
-    "MODEL.RESNETS.STEM_OUT_CHANNELS", 16,
-    "MODEL.RESNETS.RES2_OUT_CHANNELS", 16,
-    "MODEL.RESNETS.BACKBONE_OUT_CHANNELS", 64,
-    "MODEL.RETINANET.USE_C5", False,
-    "MODEL.FCOS.NUM_CLASSES", 6,
-    "MODEL.FCOS.NUM_CONVS", 1,
-    "MODEL.FCOS.NORM_REG_TARGETS", True,
-    "MODEL.FCOS.CENTERNESS_ON_REG", True,
+    *TINY_R18,
     "MODEL.FCOS.FPN_STRIDES", P2_P7,
     "MODEL.FCOS.SIZES_OF_INTEREST", [32, 64, 128, 256, 512],
-    "DATALOADER.SIZE_DIVISIBILITY", 32,
 ]  # fmt: skip
 SIZE = (96, 128)  # (H, W)
 
