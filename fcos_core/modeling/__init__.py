@@ -1,4 +1,4 @@
-"""Models: backbones (body + FPN), the FCOS head, and the detector that assembles them."""
+"""Models: input preprocessing, backbones (body + FPN), the FCOS head, and the detector."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Backbones: ResNet/ResNeXt and MobileNetV2 bodies with an FPN (P3-P7)."""
+"""Backbones: ResNet/ResNeXt and MobileNetV2 bodies with an FPN (P3-P7, optionally P2)."""
 
 from __future__ import annotations
 
