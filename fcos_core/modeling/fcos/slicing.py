@@ -43,7 +43,8 @@ from yacs.config import CfgNode
 from fcos_core.config.checks import ConfigError
 from fcos_core.data.transforms import build_transforms, get_size
 from fcos_core.modeling.fcos.postprocess import detections_to_boxlist, select_over_all_levels
-from fcos_core.structures import BoxList, to_image_list
+from fcos_core.modeling.fcos.tta import check_original_images, detect_inputs
+from fcos_core.structures import BoxList
 from fcos_core.structures.boxlist_ops import cat_boxlist
 
 # image uint8[h, w, 3] RGB -> (model input Tensor[3, h', w'], target): the test transforms.
@@ -189,7 +190,7 @@ class SlicedInference:
     ) -> list[BoxList]:
         """Merged detections of N original images (uint8[H, W, 3] RGB), each in the frame of
         plain inference (the image at the test size), fields "scores" and "labels"."""
-        _check_images(images)
+        check_original_images(images, "TEST.SLICE", "sliced inference")
         results = []
         for image, merged in zip(images, self.detect_batch(model, images, device)):
             height, width = image.shape[:2]
@@ -253,11 +254,8 @@ class SlicedInference:
         """The model's detections of each image (a tile or a whole image) through the test
         transforms, resized back to that image's own pixels."""
         inputs = [self.transforms(np.ascontiguousarray(image), None)[0] for image in images]
-        batch = to_image_list(inputs, self.size_divisibility).to(torch.device(device))
-        return [
-            d.copy_with_fields(["scores", "labels"]).resize((image.shape[1], image.shape[0]))
-            for d, image in zip(model(batch), images)
-        ]
+        detections = detect_inputs(model, inputs, self.size_divisibility, device)
+        return [d.resize((image.shape[1], image.shape[0])) for d, image in zip(detections, images)]
 
 
 def check_not_with_bbox_aug(cfg: CfgNode) -> None:
@@ -267,16 +265,6 @@ def check_not_with_bbox_aug(cfg: CfgNode) -> None:
             "TEST.SLICE.ENABLED and TEST.BBOX_AUG.ENABLED cannot both be True: sliced inference "
             "does not run test-time augmentation on its tiles; turn one of them off"
         )
-
-
-def _check_images(images: Sequence[np.ndarray]) -> None:
-    for i, image in enumerate(images):
-        if not isinstance(image, np.ndarray) or image.ndim != 3 or image.shape[2] != 3:
-            found = getattr(image, "shape", type(image).__name__)
-            raise TypeError(
-                "TEST.SLICE: sliced inference needs the original images as uint8[H, W, 3] RGB "
-                f"arrays (the test loader gives them when TEST.SLICE.ENABLED), image {i} is {found}"
-            )
 
 
 __all__ = [

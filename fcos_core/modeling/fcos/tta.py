@@ -128,7 +128,7 @@ class FCOSTestTimeAugmentation:
         Returns:
             N BoxLists with "scores" and "labels", in the frame of the identity pass.
         """
-        _check_images(images)
+        check_original_images(images, "TEST.BBOX_AUG", "test-time augmentation")
         identity = self.run_pass(model, images, self.passes[0], device)
         per_pass = [identity]
         for augmentation in self.passes[1:]:
@@ -142,8 +142,7 @@ class FCOSTestTimeAugmentation:
         """Detections of one pass, flipped back, in the frame of that pass's resized image."""
         transform = self.transform(augmentation)
         inputs = [transform(image, None)[0] for image in images]
-        batch = to_image_list(inputs, self.size_divisibility).to(torch.device(device))
-        detections = [d.copy_with_fields(["scores", "labels"]) for d in model(batch)]
+        detections = detect_inputs(model, inputs, self.size_divisibility, device)
         if augmentation.flip:
             detections = [d.transpose(FLIP_LEFT_RIGHT) for d in detections]
         return detections
@@ -162,12 +161,22 @@ class FCOSTestTimeAugmentation:
         )
 
 
-def _check_images(images: Sequence[np.ndarray]) -> None:
+def detect_inputs(
+    model: nn.Module, inputs: Sequence[torch.Tensor], size_divisibility: int, device
+) -> list[BoxList]:
+    """The model's detections ("scores", "labels") of transformed images Tensor[3, h_i, w_i],
+    batched with padding to ``size_divisibility`` on ``device``; each in its input's frame."""
+    batch = to_image_list(list(inputs), size_divisibility).to(torch.device(device))
+    return [d.copy_with_fields(["scores", "labels"]) for d in model(batch)]
+
+
+def check_original_images(images: Sequence[np.ndarray], key: str, purpose: str) -> None:
+    """TypeError naming ``key`` unless every image is an original uint8[H, W, 3] RGB array, what
+    the test loader hands over untransformed when ``key``.ENABLED (TTA, slicing)."""
     for i, image in enumerate(images):
         if not isinstance(image, np.ndarray) or image.ndim != 3 or image.shape[2] != 3:
             found = getattr(image, "shape", type(image).__name__)
             raise TypeError(
-                "TEST.BBOX_AUG: test-time augmentation needs the original images as "
-                f"uint8[H, W, 3] RGB arrays (the test loader gives them when BBOX_AUG.ENABLED), "
-                f"image {i} is {found}"
+                f"{key}: {purpose} needs the original images as uint8[H, W, 3] RGB arrays (the "
+                f"test loader gives them when {key}.ENABLED), image {i} is {found}"
             )
